@@ -1,0 +1,1 @@
+"""Load generators and benchmarks of the media server."""

@@ -1,0 +1,1 @@
+"""HTTP routes: thin adapters over the engine client."""

@@ -1,0 +1,11 @@
+"""Typed application state shared by the routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from media_server.config import Settings
+from media_server.engine.client import EngineClient
+
+ENGINE = web.AppKey("engine", EngineClient)
+SETTINGS = web.AppKey("settings", Settings)

@@ -1,0 +1,76 @@
+"""Composition root: builds the aiohttp application and wires every part together.
+
+Lifecycle is a pair of cleanup contexts: the engine loads in the background
+(so `/healthz` answers at once and `/readyz` turns 200 when the voice is
+warm), and the peer registry closes every peer on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from media_server.api import health, speech, static
+from media_server.api.errors import error_middleware
+from media_server.api.keys import ENGINE, SETTINGS
+from media_server.config import Settings
+from media_server.engine.client import EngineClient
+from media_server.rtc.peer import speech_attacher
+from signaling import routes as signaling_routes
+from signaling.registry import PeerRegistry, RegistryLimits
+
+log = logging.getLogger(__name__)
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine = app[ENGINE]
+    loading = asyncio.create_task(_load(engine, app[SETTINGS]), name="engine-load")
+    yield
+    loading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loading
+    await engine.stop()
+
+
+async def _load(engine: EngineClient, settings: Settings) -> None:
+    try:
+        seconds = await engine.start()
+    except Exception:
+        log.exception("the %s backend failed to load", engine.backend_name)
+        raise
+    voices = ", ".join(voice.id for voice in engine.voices())
+    log.info("%s backend ready in %.2f s; voices: %s", engine.backend_name, seconds, voices)
+
+
+async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = app[signaling_routes.REGISTRY_KEY]
+    registry.start()
+    yield
+    await registry.stop()
+
+
+def build_app(settings: Settings, engine: EngineClient | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    engine = engine or EngineClient(settings)
+    app[SETTINGS] = settings
+    app[ENGINE] = engine
+    registry = PeerRegistry(
+        attach=speech_attacher(engine, settings),
+        ice_servers=settings.rtc_ice_servers,
+        limits=RegistryLimits(
+            max_peers=settings.max_peers,
+            connect_timeout_s=settings.rtc_connect_timeout,
+            idle_timeout_s=settings.rtc_idle_timeout,
+        ),
+    )
+    signaling_routes.add_routes(app, registry)
+    health.add_routes(app)
+    speech.add_routes(app)
+    static.add_routes(app)
+    app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_registry_ctx)
+    return app

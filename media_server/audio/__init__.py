@@ -1,0 +1,1 @@
+"""Audio plumbing shared by every route: constants, resampling, containers."""

@@ -1,0 +1,70 @@
+"""The one place that reads the environment: a frozen Settings object.
+
+Every knob is an environment variable (upper case, as in the README's table);
+the CLI may override some of them. Nothing else in the package calls os.environ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from media_server.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings; field names are the lower-case environment variables."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    unix: str | None = None
+    log_level: str = "INFO"
+
+    tts_backend: str = "piper"
+    piper_model: str | None = None
+    engine_workers: int = 2
+    onnx_threads: int = 1
+    max_queue: int = 64
+
+    max_text_chars: int = 5000
+    max_body_bytes: int = 256 * 1024
+    first_segment_words: int = 6
+
+    max_peers: int = 64
+    rtc_connect_timeout: float = 30.0
+    rtc_idle_timeout: float = 600.0
+    rtc_ice_servers: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    max_queued_utterances: int = 16
+    max_message_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `env` (default: the process environment), then `overrides`."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, str(f.type), raw)
+        settings = cls(**values)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if name == "rtc_ice_servers":
+            servers = json.loads(raw)
+            if not isinstance(servers, list):
+                raise ValueError("expected a JSON list of RTCIceServer objects")
+            return tuple(servers)
+        if type_name.startswith("int"):
+            return int(raw)
+        if type_name.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name.upper()}={raw!r}: {exc}") from exc
+    return raw

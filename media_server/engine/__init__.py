@@ -1,0 +1,1 @@
+"""Text in, PCM chunks out: the synthesis engine. Knows nothing of HTTP or WebRTC."""

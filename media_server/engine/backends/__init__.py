@@ -1,0 +1,16 @@
+"""Backend implementations and the lookup that builds one by name."""
+
+from __future__ import annotations
+
+from media_server.config import Settings
+from media_server.engine.backend import Backend
+from media_server.errors import ConfigError
+
+
+def create_backend(settings: Settings) -> Backend:
+    """The backend named by `TTS_BACKEND`; heavy imports happen only for the chosen one."""
+    if settings.tts_backend == "piper":
+        from media_server.engine.backends.piper import PiperBackend
+
+        return PiperBackend(settings)
+    raise ConfigError(f"TTS_BACKEND={settings.tts_backend!r}: known backends are 'piper'")

@@ -1,0 +1,161 @@
+"""The seam between the server and the engine: stream(), abort(), health(), stats().
+
+Routes and tracks see only this module. `stream` validates and admits the
+request at once (so a refusal is an error the caller can map before it has
+sent anything), then yields the request's audio chunks as the engine's
+threads make them. Leaving the `async with` block cancels the work at the
+next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+from media_server.config import Settings
+from media_server.engine.backend import Backend
+from media_server.engine.backends import create_backend
+from media_server.engine.scheduler import Scheduler, StepResult
+from media_server.engine.types import AudioChunk, EngineStats, SynthesisRequest, Voice
+from media_server.errors import EngineError, InvalidRequest, NotReady, TextTooLong, UnknownVoice
+
+log = logging.getLogger(__name__)
+
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
+
+
+class ChunkStream:
+    """The audio of one admitted request, as an async iterator and context manager."""
+
+    def __init__(self, engine: EngineClient, request: SynthesisRequest, sample_rate: int) -> None:
+        self.request = request
+        self.sample_rate = sample_rate
+        self._engine = engine
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[StepResult] = asyncio.Queue()
+        self._index = 0
+        self._finished = False
+
+    def deliver(self, result: StepResult) -> None:
+        """Called from an engine thread with each step's result."""
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, result)
+        except RuntimeError:
+            log.debug("dropping audio for %s: its event loop is closed", self.request.id)
+
+    def __aiter__(self) -> ChunkStream:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        if self._finished:
+            raise StopAsyncIteration
+        result = await self._queue.get()
+        if result is None:
+            self._finished = True
+            raise StopAsyncIteration
+        if isinstance(result, BaseException):
+            self._finished = True
+            raise EngineError(f"synthesis failed: {result}") from result
+        chunk = AudioChunk(pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index)
+        self._index += 1
+        return chunk
+
+    async def __aenter__(self) -> ChunkStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._engine.abort(self.request.id)
+
+
+class EngineClient:
+    """Owns one backend and the scheduler that drives it."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self._settings = settings
+        self._backend = backend or create_backend(settings)
+        self._scheduler = Scheduler(workers=settings.engine_workers, max_queue=settings.max_queue)
+        self._voices: dict[str, Voice] = {}
+        self._ready = False
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    async def start(self) -> float:
+        """Load and warm the backend off the event loop; returns the seconds it took."""
+        started = time.monotonic()
+        await asyncio.to_thread(self._backend.load)
+        self._voices = {voice.id: voice for voice in self._backend.voices()}
+        self._scheduler.start()
+        self._ready = True
+        return time.monotonic() - started
+
+    async def stop(self) -> None:
+        self._ready = False
+        await asyncio.to_thread(self._scheduler.stop)
+
+    def health(self) -> bool:
+        return self._ready
+
+    def voices(self) -> Sequence[Voice]:
+        return tuple(self._voices.values())
+
+    def resolve_voice(self, voice_id: str | None) -> Voice:
+        if not self._ready:
+            raise NotReady("the speech backend is still loading")
+        if voice_id is None or voice_id in ("", "default"):
+            return next(iter(self._voices.values()))
+        voice = self._voices.get(voice_id)
+        if voice is None:
+            known = ", ".join(sorted(self._voices))
+            raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
+        return voice
+
+    def validate_text(self, text: str) -> None:
+        if not text.strip():
+            raise InvalidRequest("text: must not be empty")
+        if len(text) > self._settings.max_text_chars:
+            raise TextTooLong(
+                f"text: {len(text)} characters is over the limit of {self._settings.max_text_chars}"
+            )
+
+    def stream(self, request: SynthesisRequest) -> ChunkStream:
+        """Validate and admit `request`; raises MediaServerError subclasses on refusal."""
+        self.validate_text(request.text)
+        if not MIN_SPEED <= request.speed <= MAX_SPEED:
+            raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
+        voice = self.resolve_voice(request.voice)
+        chunks = ChunkStream(self, request, voice.sample_rate)
+        steps = self._backend.open(request, voice)
+        self._scheduler.submit(request, steps, voice.sample_rate, chunks.deliver)
+        return chunks
+
+    def abort(self, request_id: str) -> None:
+        self._scheduler.abort(request_id)
+
+    def stats(self) -> EngineStats:
+        counters = self._scheduler.counters
+        return EngineStats(
+            backend=self._backend.name,
+            ready=self._ready,
+            active=self._scheduler.active,
+            queued=self._scheduler.pending,
+            max_queue=self._scheduler.max_queue,
+            completed=counters.completed,
+            cancelled=counters.cancelled,
+            failed=counters.failed,
+            refused=counters.refused,
+            audio_s=counters.audio_s,
+            busy_s=counters.busy_s,
+        )

@@ -1,0 +1,84 @@
+"""The engine's value types: requests, audio chunks, voices and the stats snapshot."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from media_server.audio.pcm import Pcm
+
+__all__ = ["AudioChunk", "EngineStats", "Pcm", "Priority", "SamplingParams", "SynthesisRequest", "Voice"]
+
+_request_ids = itertools.count(1)
+
+
+class Priority(IntEnum):
+    """Lower runs first: real-time listeners before batch callers."""
+
+    REALTIME = 0
+    BATCH = 1
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request sampling; a backend uses what it supports and ignores the rest."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    text: str
+    voice: str | None = None
+    language: str = "auto"
+    speed: float = 1.0
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    priority: Priority = Priority.BATCH
+    id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono s16 PCM at the backend's native rate."""
+
+    pcm: Pcm
+    sample_rate: int
+    request_id: str
+    index: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Voice:
+    id: str
+    name: str
+    backend: str
+    languages: tuple[str, ...]
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of the engine's counters, turned into metrics outside the engine."""
+
+    backend: str
+    ready: bool
+    active: int
+    queued: int
+    max_queue: int
+    completed: int
+    cancelled: int
+    failed: int
+    refused: int
+    audio_s: float
+    busy_s: float

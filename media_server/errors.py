@@ -1,0 +1,73 @@
+"""One error tree with stable wire codes.
+
+Each error carries the `code` clients see (HTTP body and data-channel `error`
+event alike) and the HTTP status it maps to. `api/errors.py` alone turns these
+into HTTP responses; `rtc/session.py` alone turns them into `error` events.
+"""
+
+from __future__ import annotations
+
+
+class MediaServerError(Exception):
+    """Base of every error a client may see."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(MediaServerError):
+    """A setting has a value the server cannot use."""
+
+    code = "config_error"
+
+
+class InvalidRequest(MediaServerError):
+    """The request is malformed or a field has a bad value; the message names the field."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class UnknownVoice(InvalidRequest):
+    code = "unknown_voice"
+
+
+class TextTooLong(InvalidRequest):
+    code = "text_too_long"
+    status = 413
+
+
+class UnsupportedFormat(InvalidRequest):
+    code = "unsupported_format"
+
+
+class NotFound(MediaServerError):
+    code = "not_found"
+    status = 404
+
+
+class Busy(MediaServerError):
+    """Admission refused: the queue is full. Retry after `retry_after_s`."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(MediaServerError):
+    code = "not_ready"
+    status = 503
+
+
+class EngineError(MediaServerError):
+    """Synthesis failed for this request; the engine itself is still usable."""
+
+    code = "engine_error"
+    status = 500

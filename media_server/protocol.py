@@ -1,0 +1,102 @@
+"""The JSON message protocol shared by the WebRTC data channel and the WebSocket.
+
+Client -> server commands are parsed and validated here into typed values;
+server -> client events are built by `event`. See DESIGN section 4.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from media_server.errors import InvalidRequest
+
+COMMAND_TYPES = ("speak", "append", "flush", "cancel")
+
+
+@dataclass(frozen=True)
+class Speak:
+    text: str
+    id: str
+    voice: str | None
+    speed: float
+
+
+@dataclass(frozen=True)
+class Append:
+    text: str
+    voice: str | None
+
+
+@dataclass(frozen=True)
+class Flush:
+    pass
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+Command = Speak | Append | Flush | Cancel
+
+
+def new_utterance_id() -> str:
+    return "utt-" + uuid.uuid4().hex[:12]
+
+
+def parse_command(raw: str | bytes, max_bytes: int) -> Command:
+    """Parse one client message; raises InvalidRequest naming what is wrong."""
+    if len(raw) > max_bytes:
+        raise InvalidRequest(f"message: {len(raw)} bytes is over the limit of {max_bytes}")
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"message: not valid JSON ({exc})") from exc
+    if not isinstance(message, dict):
+        raise InvalidRequest("message: expected a JSON object with a 'type'")
+    kind = message.get("type")
+    if kind == "speak":
+        return Speak(
+            text=_text(message),
+            id=_optional_str(message, "id") or new_utterance_id(),
+            voice=_optional_str(message, "voice"),
+            speed=_speed(message),
+        )
+    if kind == "append":
+        return Append(text=_text(message, allow_empty=True), voice=_optional_str(message, "voice"))
+    if kind == "flush":
+        return Flush()
+    if kind == "cancel":
+        return Cancel()
+    raise InvalidRequest(f"type: unknown message type {kind!r}; expected one of {', '.join(COMMAND_TYPES)}")
+
+
+def event(kind: str, **fields: Any) -> str:
+    """A server -> client event as JSON text."""
+    return json.dumps({"type": kind, **fields})
+
+
+def _text(message: dict[str, Any], allow_empty: bool = False) -> str:
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest("text: required, a string")
+    if not allow_empty and not text.strip():
+        raise InvalidRequest("text: must not be empty")
+    return text
+
+
+def _optional_str(message: dict[str, Any], name: str) -> str | None:
+    value = message.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{name}: must be a string")
+    return value
+
+
+def _speed(message: dict[str, Any]) -> float:
+    speed = message.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        raise InvalidRequest("speed: must be a number")
+    return float(speed)

@@ -1,0 +1,1 @@
+"""WebRTC media: the paced speech track and the data-channel session."""

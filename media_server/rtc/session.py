@@ -1,0 +1,210 @@
+"""SpeechSession: one peer's data-channel protocol driving its speech track.
+
+Commands (`speak`, `append`, `flush`, `cancel`) arrive as data-channel
+messages. Utterances are played one after another by the session's player
+task, which streams each from the engine into the track's playout buffer. The
+track reports what actually left it, so `audio_start`, `done` and the
+`played_ms` of a `cancelled` utterance describe what the listener heard.
+This module alone turns errors into `error` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from media_server.audio.constants import RTC_RATE
+from media_server.audio.resample import Resampler
+from media_server.config import Settings
+from media_server.engine.client import EngineClient
+from media_server.engine.types import Priority, SynthesisRequest
+from media_server.errors import Busy, MediaServerError, TextTooLong
+from media_server.protocol import Append, Cancel, Command, Flush, Speak, event, new_utterance_id, parse_command
+from media_server.rtc.playout import PlayoutEvent
+from media_server.rtc.track import SpeechTrack
+from media_server.text.segmenter import Segmenter, SegmenterPolicy
+
+log = logging.getLogger(__name__)
+
+SAMPLES_PER_MS = RTC_RATE // 1000
+
+
+@dataclass
+class Utterance:
+    id: str
+    voice: str | None
+    speed: float = 1.0
+    texts: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    text_at: float | None = None
+    chars: int = 0
+    failed: bool = False
+
+    def add_text(self, text: str) -> None:
+        if self.text_at is None:
+            self.text_at = time.monotonic()
+        self.chars += len(text)
+        self.texts.put_nowait(text)
+
+    def close(self) -> None:
+        self.texts.put_nowait(None)
+
+
+class SpeechSession:
+    def __init__(
+        self,
+        engine: EngineClient,
+        settings: Settings,
+        voice: str | None = None,
+        on_activity: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.track = SpeechTrack(self._on_playout)
+        self._engine = engine
+        self._settings = settings
+        self._voice = voice
+        self._on_activity = on_activity
+        self._send_text: Callable[[str], None] | None = None
+        self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._live: dict[str, Utterance] = {}
+        self._open: Utterance | None = None
+        self._segmenter = Segmenter(SegmenterPolicy(first_segment_words=settings.first_segment_words))
+        self._player = self._start_player()
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def bind(self, send: Callable[[str], None]) -> None:
+        """Route events to `send` (the data channel's, once it is open)."""
+        self._send_text = send
+
+    def handle(self, raw: str | bytes) -> None:
+        """Handle one client message; a bad one gets an `error` event and changes nothing."""
+        self._on_activity()
+        try:
+            self._dispatch(parse_command(raw, self._settings.max_message_bytes))
+        except MediaServerError as exc:
+            self._send_error(exc)
+
+    async def close(self) -> None:
+        self._player.cancel()
+        await asyncio.gather(self._player, *self._retired, return_exceptions=True)
+        self.track.stop()
+
+    def _dispatch(self, command: Command) -> None:
+        match command:
+            case Speak():
+                self._speak(command)
+            case Append():
+                self._append(command)
+            case Flush():
+                self._flush()
+            case Cancel():
+                self._cancel()
+
+    def _speak(self, command: Speak) -> None:
+        self._engine.validate_text(command.text)
+        utterance = self._admit(command.id, command.voice, command.speed)
+        utterance.add_text(command.text)
+        utterance.close()
+
+    def _append(self, command: Append) -> None:
+        pending = len(self._segmenter.pending) + len(command.text)
+        if self._open is not None:
+            pending += self._open.chars
+        if pending > self._settings.max_text_chars:
+            raise TextTooLong(
+                f"text: the appended utterance would be {pending} characters, "
+                f"over the limit of {self._settings.max_text_chars}"
+            )
+        if self._open is None:
+            self._open = self._admit(new_utterance_id(), command.voice, 1.0)
+        for segment in self._segmenter.append(command.text):
+            self._open.add_text(segment)
+
+    def _flush(self) -> None:
+        if self._open is None:
+            return
+        for segment in self._segmenter.flush():
+            self._open.add_text(segment)
+        self._open.close()
+        self._open = None
+
+    def _cancel(self) -> None:
+        cut_id, played_samples = self.track.buffer.clear()
+        self._player.cancel()
+        self._retired.add(self._player)
+        self._player.add_done_callback(self._retired.discard)
+        self._player = self._start_player()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._segmenter.flush()
+        self._open = None
+        cancelled = list(self._live) or [None]
+        self._live.clear()
+        for utterance_id in cancelled:
+            played = played_samples if utterance_id == cut_id else 0
+            self._send("cancelled", id=utterance_id, played_ms=played // SAMPLES_PER_MS)
+
+    def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
+        resolved = self._engine.resolve_voice(voice or self._voice)
+        if len(self._live) >= self._settings.max_queued_utterances:
+            raise Busy(f"this session already has {len(self._live)} utterances queued")
+        utterance = Utterance(id=utterance_id, voice=resolved.id, speed=speed)
+        self._live[utterance.id] = utterance
+        self._queue.put_nowait(utterance)
+        return utterance
+
+    def _start_player(self) -> asyncio.Task[None]:
+        return asyncio.create_task(self._play_forever(), name="speech-player")
+
+    async def _play_forever(self) -> None:
+        while True:
+            utterance = await self._queue.get()
+            await self._play(utterance)
+
+    async def _play(self, utterance: Utterance) -> None:
+        self._send("started", id=utterance.id)
+        resampler: Resampler | None = None
+        try:
+            while (text := await utterance.texts.get()) is not None:
+                request = SynthesisRequest(
+                    text=text,
+                    voice=utterance.voice,
+                    speed=utterance.speed,
+                    priority=Priority.REALTIME,
+                )
+                async with self._engine.stream(request) as chunks:
+                    async for chunk in chunks:
+                        resampler = resampler or Resampler(chunk.sample_rate, RTC_RATE)
+                        self.track.buffer.push(utterance.id, resampler.process(chunk.pcm))
+        except MediaServerError as exc:
+            utterance.failed = True
+            self._send_error(exc, utterance.id)
+        if resampler is not None:
+            self.track.buffer.push(utterance.id, resampler.flush())
+        self.track.buffer.end(utterance.id)
+
+    def _on_playout(self, playout: PlayoutEvent) -> None:
+        utterance = self._live.get(playout.utterance_id)
+        if utterance is None:
+            return
+        if playout.kind == "start":
+            ttfa_ms = (time.monotonic() - (utterance.text_at or time.monotonic())) * 1000
+            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_ms, 1))
+            return
+        del self._live[utterance.id]
+        if not utterance.failed:
+            self._send("done", id=utterance.id, audio_ms=playout.played_samples // SAMPLES_PER_MS)
+
+    def _send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
+        fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if utterance_id is not None:
+            fields["id"] = utterance_id
+        if isinstance(exc, Busy):
+            fields["retry_after_s"] = exc.retry_after_s
+        self._send("error", **fields)
+
+    def _send(self, kind: str, **fields: Any) -> None:
+        if self._send_text is not None:
+            self._send_text(event(kind, **fields))

@@ -1,0 +1,1 @@
+"""Text preparation: incremental segmentation of streamed text."""

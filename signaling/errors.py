@@ -1,0 +1,27 @@
+"""Errors of the signaling service, each with a stable wire code and HTTP status."""
+
+from __future__ import annotations
+
+
+class SignalingError(Exception):
+    code = "signaling_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadOffer(SignalingError):
+    code = "invalid_offer"
+    status = 400
+
+
+class TooManyPeers(SignalingError):
+    code = "too_many_peers"
+    status = 503
+
+
+class UnknownSession(SignalingError):
+    code = "unknown_session"
+    status = 404

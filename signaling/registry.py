@@ -1,0 +1,162 @@
+"""The registry of live peer connections: creation from an offer, limits, cleanup.
+
+Every peer is closed and forgotten on hang-up, on ICE failure, when it does not
+connect within `connect_timeout_s`, or after `idle_timeout_s` without activity
+(`Peer.touch`). The registry owns the tasks it starts and cancels them on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from signaling.errors import BadOffer, TooManyPeers, UnknownSession
+
+log = logging.getLogger(__name__)
+
+MAX_SDP_BYTES = 64 * 1024
+
+
+class Media(Protocol):
+    """What the attach callback returns: the media side of a peer, closed with it."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Peer:
+    id: str
+    pc: RTCPeerConnection
+    created_at: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    media: Media | None = None
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+
+Attach = Callable[[Peer, Mapping[str, Any]], Awaitable[Media]]
+
+
+@dataclass(frozen=True)
+class RegistryLimits:
+    max_peers: int = 64
+    connect_timeout_s: float = 30.0
+    idle_timeout_s: float = 600.0
+
+
+class PeerRegistry:
+    def __init__(
+        self, attach: Attach, ice_servers: Sequence[Mapping[str, Any]], limits: RegistryLimits
+    ) -> None:
+        self._attach = attach
+        self._ice_servers = [dict(server) for server in ice_servers]
+        self._limits = limits
+        self._peers: dict[str, Peer] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def ice_servers(self) -> list[dict[str, Any]]:
+        return self._ice_servers
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_forever(), name="peer-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await asyncio.gather(*(self.close(peer_id) for peer_id in list(self._peers)))
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def answer(self, offer: Mapping[str, Any]) -> dict[str, str]:
+        """Create a peer for `offer` (`{sdp, type: "offer", ...options}`) and return the answer."""
+        sdp = offer.get("sdp")
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise BadOffer("sdp: required, a non-empty string")
+        if len(sdp) > MAX_SDP_BYTES:
+            raise BadOffer(f"sdp: {len(sdp)} bytes is over the limit of {MAX_SDP_BYTES}")
+        if offer.get("type") != "offer":
+            raise BadOffer(f"type: must be 'offer', got {offer.get('type')!r}")
+        if len(self._peers) >= self._limits.max_peers:
+            raise TooManyPeers(f"the server holds its maximum of {self._limits.max_peers} live peers")
+        ice = [RTCIceServer(**server) for server in self._ice_servers]
+        peer = Peer(id=uuid.uuid4().hex, pc=RTCPeerConnection(RTCConfiguration(iceServers=ice)))
+        self._peers[peer.id] = peer
+        try:
+            await self._apply_offer(peer, sdp)
+            options = {k: v for k, v in offer.items() if k not in ("sdp", "type")}
+            peer.media = await self._attach(peer, options)
+            await peer.pc.setLocalDescription(await peer.pc.createAnswer())
+        except BaseException:
+            await self.close(peer.id)
+            raise
+        self._watch(peer)
+        log.info("peer %s created (%d live)", peer.id, len(self._peers))
+        local = peer.pc.localDescription
+        return {"sdp": local.sdp, "type": local.type, "session_id": peer.id}
+
+    async def hang_up(self, peer_id: str) -> None:
+        if peer_id not in self._peers:
+            raise UnknownSession(f"session_id: no live session {peer_id!r}")
+        await self.close(peer_id)
+
+    async def close(self, peer_id: str) -> None:
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        if peer.media is not None:
+            await peer.media.close()
+        await peer.pc.close()
+        log.info("peer %s closed (%d live)", peer_id, len(self._peers))
+
+    @staticmethod
+    async def _apply_offer(peer: Peer, sdp: str) -> None:
+        try:
+            await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            raise BadOffer(f"sdp: the offer could not be applied: {exc or type(exc).__name__}") from exc
+        if not any(t.kind == "audio" for t in peer.pc.getTransceivers()):
+            raise BadOffer("sdp: the offer has no audio media section to send speech on")
+
+    def _watch(self, peer: Peer) -> None:
+        @peer.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        def on_state() -> None:
+            if peer.pc.connectionState in ("failed", "closed"):
+                self._spawn(self.close(peer.id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reap_forever(self) -> None:
+        period = max(0.1, min(self._limits.connect_timeout_s, self._limits.idle_timeout_s or 60.0) / 4)
+        while True:
+            await asyncio.sleep(period)
+            await self._reap(time.monotonic())
+
+    async def _reap(self, now: float) -> None:
+        for peer in list(self._peers.values()):
+            connected = peer.pc.connectionState == "connected"
+            if not connected and now - peer.created_at > self._limits.connect_timeout_s:
+                log.info("peer %s did not connect in %.0f s", peer.id, self._limits.connect_timeout_s)
+                await self.close(peer.id)
+            elif connected and self._limits.idle_timeout_s and now - peer.last_activity > self._limits.idle_timeout_s:
+                log.info("peer %s idle for %.0f s", peer.id, self._limits.idle_timeout_s)
+                await self.close(peer.id)

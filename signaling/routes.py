@@ -1,0 +1,36 @@
+"""HTTP routes of the signaling service: /rtc/config, /rtc/offer, /rtc/sessions/{id}."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from signaling.errors import BadOffer
+from signaling.registry import PeerRegistry
+
+REGISTRY_KEY = web.AppKey("peer_registry", PeerRegistry)
+
+
+async def rtc_config(request: web.Request) -> web.Response:
+    return web.json_response({"iceServers": request.app[REGISTRY_KEY].ice_servers})
+
+
+async def rtc_offer(request: web.Request) -> web.Response:
+    try:
+        offer = await request.json()
+    except ValueError as exc:
+        raise BadOffer(f"body: not valid JSON ({exc})") from exc
+    if not isinstance(offer, dict):
+        raise BadOffer("body: expected a JSON object {sdp, type}")
+    return web.json_response(await request.app[REGISTRY_KEY].answer(offer))
+
+
+async def rtc_hang_up(request: web.Request) -> web.Response:
+    await request.app[REGISTRY_KEY].hang_up(request.match_info["session_id"])
+    return web.json_response({"status": "closed"})
+
+
+def add_routes(app: web.Application, registry: PeerRegistry) -> None:
+    app[REGISTRY_KEY] = registry
+    app.router.add_get("/rtc/config", rtc_config)
+    app.router.add_post("/rtc/offer", rtc_offer)
+    app.router.add_delete("/rtc/sessions/{session_id}", rtc_hang_up)

@@ -1,0 +1,111 @@
+"""The engine with the real Piper backend: streaming, priority, cancellation, admission."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from media_server.config import Settings
+from media_server.engine.client import EngineClient
+from media_server.engine.types import Priority, SynthesisRequest
+from media_server.errors import Busy, InvalidRequest, TextTooLong, UnknownVoice
+
+LONG_TEXT = " ".join(
+    [
+        "The first sentence is short.",
+        "The second sentence is a good deal longer than the first one was.",
+        "A third sentence follows, and it keeps going for a while before it ends.",
+        "Then a fourth, so that there is plenty of work left after the first chunk.",
+    ]
+)
+
+
+@pytest_asyncio.fixture
+async def engine() -> AsyncIterator[EngineClient]:
+    client = EngineClient(Settings(engine_workers=1, max_queue=2, max_text_chars=500))
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.mark.asyncio
+async def test_first_chunk_arrives_long_before_the_last(engine: EngineClient) -> None:
+    arrivals: list[float] = []
+    async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
+        async for chunk in chunks:
+            assert chunk.sample_rate == 22050 and len(chunk.pcm) > 0
+            arrivals.append(time.monotonic())
+    assert len(arrivals) >= 4
+    assert arrivals[0] < arrivals[-1] - 0.1
+    assert engine.stats().completed == 1
+
+
+@pytest.mark.asyncio
+async def test_realtime_requests_overtake_batch_work(engine: EngineClient) -> None:
+    order: list[str] = []
+
+    async def consume(request: SynthesisRequest) -> None:
+        async with engine.stream(request) as chunks:
+            async for chunk in chunks:
+                order.append(f"{request.priority.name}:{chunk.index}")
+
+    batch = asyncio.create_task(consume(SynthesisRequest(text=LONG_TEXT, priority=Priority.BATCH)))
+    await asyncio.sleep(0)
+    realtime = SynthesisRequest(text="Urgent words, right now.", priority=Priority.REALTIME)
+    await consume(realtime)
+    await batch
+    # The single worker was busy with the batch request's first step; the
+    # real-time request goes next and finishes before the batch one resumes.
+    assert order.index("REALTIME:0") <= 1
+    last_realtime = max(i for i, name in enumerate(order) if name.startswith("REALTIME"))
+    assert all(name.startswith("BATCH") for name in order[last_realtime + 1 :])
+    assert order.index("BATCH:1") > last_realtime
+
+
+@pytest.mark.asyncio
+async def test_leaving_the_stream_frees_the_slot_at_the_next_step(engine: EngineClient) -> None:
+    async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
+        await anext(chunks)
+    async with asyncio.timeout(2):
+        while engine.stats().queued:
+            await asyncio.sleep(0.01)
+    assert engine.stats().cancelled == 1
+    assert engine.stats().completed == 0
+
+
+@pytest.mark.asyncio
+async def test_a_full_queue_refuses_at_once(engine: EngineClient) -> None:
+    first = engine.stream(SynthesisRequest(text=LONG_TEXT))
+    second = engine.stream(SynthesisRequest(text=LONG_TEXT))
+    with pytest.raises(Busy):
+        engine.stream(SynthesisRequest(text="One too many."))
+    first.close()
+    second.close()
+    assert engine.stats().refused == 1
+
+
+@pytest.mark.asyncio
+async def test_bad_requests_are_refused_with_the_field_named(engine: EngineClient) -> None:
+    with pytest.raises(InvalidRequest, match="text"):
+        engine.stream(SynthesisRequest(text="   "))
+    with pytest.raises(TextTooLong, match="500"):
+        engine.stream(SynthesisRequest(text="a" * 501))
+    with pytest.raises(UnknownVoice, match="nobody"):
+        engine.stream(SynthesisRequest(text="Hi.", voice="nobody"))
+    with pytest.raises(InvalidRequest, match="speed"):
+        engine.stream(SynthesisRequest(text="Hi.", speed=0))
+    assert engine.stats().queued == 0
+
+
+@pytest.mark.asyncio
+async def test_speed_changes_duration(engine: EngineClient) -> None:
+    async def duration(speed: float) -> float:
+        async with engine.stream(SynthesisRequest(text="A sentence of moderate length.", speed=speed)) as chunks:
+            return sum([chunk.duration_s async for chunk in chunks])
+
+    normal, fast = await duration(1.0), await duration(2.0)
+    assert 0.4 < fast / normal < 0.65
