@@ -20,6 +20,7 @@ import aiohttp
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 # RMS (s16 scale) above which a decoded frame counts as audible; Opus-coded
 # digital silence decodes to (near) zeros, speech is in the hundreds or more.
@@ -71,7 +72,10 @@ class SpeechClient:
         offer: dict[str, Any] = {"sdp": self._pc.localDescription.sdp, "type": "offer"}
         if self.voice:
             offer["voice"] = self.voice
-        async with aiohttp.ClientSession() as http, http.post(self.base_url + "/rtc/offer", json=offer) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.base_url + "/rtc/offer", json=offer) as resp,
+        ):
             answer = await resp.json()
             if resp.status != 200:
                 raise ConnectionError(f"offer refused: {resp.status} {answer}")
@@ -94,7 +98,11 @@ class SpeechClient:
 
         def match() -> tuple[float, Event] | None:
             for at, ev in self.received.events:
-                if at >= after and ev.get("type") == kind and (utterance_id is None or ev.get("id") == utterance_id):
+                if (
+                    at >= after
+                    and ev.get("type") == kind
+                    and (utterance_id is None or ev.get("id") == utterance_id)
+                ):
                     return at, ev
             return None
 
@@ -130,6 +138,7 @@ class SpeechClient:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(frame, AudioFrame)
             samples = frame.to_ndarray().astype(np.float32)
             rms = float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
             self.received.frames.append(Frame(index, time.monotonic(), rms))

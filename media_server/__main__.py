@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (env PORT, default 8080)")
     serve.add_argument("--unix", help="also listen on this Unix socket path (env UNIX)")
-    serve.add_argument("--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)")
+    serve.add_argument(
+        "--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)"
+    )
     say = commands.add_parser("say", help="synthesize text to a WAV file, no server needed")
     say.add_argument("text", help="the text to speak")
     say.add_argument("-o", "--output", help="WAV file to write (default: stdout)")
@@ -63,9 +65,20 @@ def _configure_logging(level: str) -> None:
 def _serve(settings: Settings) -> None:
     app = build_app(settings)
     where = f"http://{settings.host}:{settings.port}/"
-    log.info("listening on %s%s; open it in a browser", where, f" and unix:{settings.unix}" if settings.unix else "")
+    log.info(
+        "listening on %s%s; open it in a browser",
+        where,
+        f" and unix:{settings.unix}" if settings.unix else "",
+    )
+    # Handler cancellation stops synthesis for a streaming client that hung up.
     web.run_app(
-        app, host=settings.host, port=settings.port, path=settings.unix, print=None, access_log=None
+        app,
+        host=settings.host,
+        port=settings.port,
+        path=settings.unix,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,
     )
 
 

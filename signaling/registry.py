@@ -135,7 +135,7 @@ class PeerRegistry:
             raise BadOffer("sdp: the offer has no audio media section to send speech on")
 
     def _watch(self, peer: Peer) -> None:
-        @peer.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        @peer.pc.on("connectionstatechange")
         def on_state() -> None:
             if peer.pc.connectionState in ("failed", "closed"):
                 self._spawn(self.close(peer.id))
@@ -157,6 +157,10 @@ class PeerRegistry:
             if not connected and now - peer.created_at > self._limits.connect_timeout_s:
                 log.info("peer %s did not connect in %.0f s", peer.id, self._limits.connect_timeout_s)
                 await self.close(peer.id)
-            elif connected and self._limits.idle_timeout_s and now - peer.last_activity > self._limits.idle_timeout_s:
+            elif (
+                connected
+                and self._limits.idle_timeout_s
+                and now - peer.last_activity > self._limits.idle_timeout_s
+            ):
                 log.info("peer %s idle for %.0f s", peer.id, self._limits.idle_timeout_s)
                 await self.close(peer.id)

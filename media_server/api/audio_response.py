@@ -28,7 +28,9 @@ async def stream_audio(
     """
     async with request.app[ENGINE].stream(synth) as chunks:
         first = await anext(chunks, None)
-        response = web.StreamResponse(headers={"Content-Type": encoder.content_type, "X-Request-Id": synth.id})
+        response = web.StreamResponse(
+            headers={"Content-Type": encoder.content_type, "X-Request-Id": synth.id}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         resampler = Resampler(first.sample_rate if first else sample_rate, sample_rate)
@@ -51,7 +53,9 @@ async def whole_audio(
 ) -> web.Response:
     """The whole utterance as one `wav` file or `pcm` body (the backend's rate unless `sample_rate`)."""
     if audio_format not in WHOLE_FORMATS:
-        raise UnsupportedFormat(f"format: {audio_format!r} is not supported; use one of {', '.join(WHOLE_FORMATS)}")
+        raise UnsupportedFormat(
+            f"format: {audio_format!r} is not supported; use one of {', '.join(WHOLE_FORMATS)}"
+        )
     parts: list[bytes] = []
     async with request.app[ENGINE].stream(synth) as chunks:
         rate = sample_rate or chunks.sample_rate

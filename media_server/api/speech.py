@@ -41,7 +41,9 @@ async def tts(request: web.Request) -> web.Response:
         voice=optional(body, "voice", str),
         language=with_default(body, "language", str, "auto"),
         speed=with_default(body, "speed", float, 1.0),
-        sampling=SamplingParams(temperature=optional(body, "temperature", float), top_p=optional(body, "top_p", float)),
+        sampling=SamplingParams(
+            temperature=optional(body, "temperature", float), top_p=optional(body, "top_p", float)
+        ),
         priority=Priority.BATCH,
     )
     return await whole_audio(request, synth, with_default(body, "format", str, "wav"))

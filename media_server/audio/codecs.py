@@ -54,5 +54,7 @@ ENCODERS: dict[str, type[PcmEncoder]] = {"pcm": PcmEncoder, "wav": WavEncoder}
 def get_encoder(name: str, sample_rate: int) -> StreamEncoder:
     factory = ENCODERS.get(name)
     if factory is None:
-        raise UnsupportedFormat(f"response_format: {name!r} is not supported; use one of {', '.join(ENCODERS)}")
+        raise UnsupportedFormat(
+            f"response_format: {name!r} is not supported; use one of {', '.join(ENCODERS)}"
+        )
     return factory(sample_rate)

@@ -60,7 +60,9 @@ class ChunkStream:
         if isinstance(result, BaseException):
             self._finished = True
             raise EngineError(f"synthesis failed: {result}") from result
-        chunk = AudioChunk(pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index)
+        chunk = AudioChunk(
+            pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index
+        )
         self._index += 1
         return chunk
 

@@ -26,7 +26,7 @@ def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
         session = SpeechSession(engine, settings, voice=voice, on_activity=peer.touch)
         peer.pc.addTrack(session.track)
 
-        @peer.pc.on("datachannel")  # type: ignore[untyped-decorator]
+        @peer.pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             def send(text: str) -> None:
                 if channel.readyState == "open":

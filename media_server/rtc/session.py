@@ -23,7 +23,16 @@ from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.types import Priority, SynthesisRequest
 from media_server.errors import Busy, MediaServerError, TextTooLong
-from media_server.protocol import Append, Cancel, Command, Flush, Speak, event, new_utterance_id, parse_command
+from media_server.protocol import (
+    Append,
+    Cancel,
+    Command,
+    Flush,
+    Speak,
+    event,
+    new_utterance_id,
+    parse_command,
+)
 from media_server.rtc.playout import PlayoutEvent
 from media_server.rtc.track import SpeechTrack
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
@@ -140,7 +149,7 @@ class SpeechSession:
             self._queue.get_nowait()
         self._segmenter.flush()
         self._open = None
-        cancelled = list(self._live) or [None]
+        cancelled: list[str | None] = [*self._live] or [None]
         self._live.clear()
         for utterance_id in cancelled:
             played = played_samples if utterance_id == cut_id else 0

@@ -21,7 +21,7 @@ from media_server.rtc.playout import PlayoutBuffer, PlayoutEvent
 TIME_BASE = Fraction(1, RTC_RATE)
 
 
-class SpeechTrack(MediaStreamTrack):  # type: ignore[misc]  # aiortc is untyped
+class SpeechTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, on_event: Callable[[PlayoutEvent], None]) -> None:

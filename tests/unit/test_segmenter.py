@@ -13,7 +13,10 @@ from media_server.text.segmenter import Segmenter, SegmenterPolicy, split_text
         ("Hello there.", ["Hello there."]),
         ("Hello there, how are you? Fine.", ["Hello there,", "how are you?", "Fine."]),
         ("Dr. Smith paid 3.50 dollars. Then he left.", ["Dr. Smith paid 3.50 dollars.", "Then he left."]),
-        ("One two three four five six seven eight nine.", ["One two three four five six", "seven eight nine."]),
+        (
+            "One two three four five six seven eight nine.",
+            ["One two three four five six", "seven eight nine."],
+        ),
         ("  spaced    out   text  ", ["spaced out text"]),
         ("...", []),
         ("Wait! Really?! Yes.", ["Wait!", "Really?!", "Yes."]),
@@ -25,7 +28,9 @@ def test_split_text(text: str, expected: list[str]) -> None:
 
 
 def test_later_clauses_wait_for_a_sentence_unless_long() -> None:
-    text = "Hi, a short clause, then the sentence goes on. And a very long clause that keeps going on, and on."
+    text = (
+        "Hi, a short clause, then the sentence goes on. And a very long clause that keeps going on, and on."
+    )
     assert split_text(text) == [
         "Hi,",
         "a short clause, then the sentence goes on.",
