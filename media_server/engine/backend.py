@@ -1,27 +1,43 @@
 """The Backend protocol every speech model implements.
 
-A backend is driven from the engine's own threads, never from the event loop.
-`open` prepares one request and returns its steps: each `next()` does one unit
-of model work (a segment for Piper) and returns the PCM it made, so the
-scheduler can interleave requests and drop a cancelled one between steps.
+A backend is driven only from the engine's worker threads, never from the
+event loop, and never from two threads at once unless it says so (`workers`).
+The scheduler `open`s a sequence for each admitted request, then calls `step`
+on batches of open sequences: each step does one unit of model work for every
+sequence in the batch (a segment for Piper, one codec frame for an
+autoregressive model) and returns the PCM each one made. A sequence that is
+finished returns None; the scheduler then `close`s it, as it does at once for
+a cancelled one, freeing its slot at the step boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from media_server.engine.types import Pcm, SynthesisRequest, Voice
 
+S = TypeVar("S")
 
-class Backend(Protocol):
+
+class Backend(Protocol[S]):
     name: str
+    max_batch: int
+    """How many sequences one `step` may advance together."""
+    max_sequences: int | None
+    """How many sequences may be open at once (None: no limit)."""
 
     def load(self) -> None:
-        """Load weights and warm up; blocking, called once from an engine thread."""
+        """Load weights and warm up; blocking, called once from a worker thread."""
 
     def voices(self) -> Sequence[Voice]:
         """The voices this backend can speak (valid after `load`)."""
 
-    def open(self, request: SynthesisRequest, voice: Voice) -> Generator[Pcm, None, None]:
-        """The steps of one request; each yields mono s16 PCM at `voice.sample_rate`."""
+    def open(self, request: SynthesisRequest, voice: Voice) -> S:
+        """Prepare one request's sequence."""
+
+    def step(self, sequences: list[S]) -> list[Pcm | None]:
+        """Advance each sequence by one unit: its new PCM (maybe empty), or None when it is done."""
+
+    def close(self, sequence: S) -> None:
+        """Release what the sequence holds."""

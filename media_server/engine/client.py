@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 from media_server.config import Settings
 from media_server.engine.backend import Backend
@@ -83,10 +84,12 @@ class ChunkStream:
 class EngineClient:
     """Owns one backend and the scheduler that drives it."""
 
-    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+    def __init__(self, settings: Settings, backend: Backend[Any] | None = None) -> None:
         self._settings = settings
         self._backend = backend or create_backend(settings)
-        self._scheduler = Scheduler(workers=settings.engine_workers, max_queue=settings.max_queue)
+        self._scheduler = Scheduler(
+            self._backend, workers=settings.engine_workers, max_queue=settings.max_queue
+        )
         self._voices: dict[str, Voice] = {}
         self._ready = False
 
@@ -139,8 +142,7 @@ class EngineClient:
             raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
         voice = self.resolve_voice(request.voice)
         chunks = ChunkStream(self, request, voice.sample_rate)
-        steps = self._backend.open(request, voice)
-        self._scheduler.submit(request, steps, voice.sample_rate, chunks.deliver)
+        self._scheduler.submit(request, voice, chunks.deliver)
         return chunks
 
     def abort(self, request_id: str) -> None:
@@ -151,7 +153,7 @@ class EngineClient:
         return EngineStats(
             backend=self._backend.name,
             ready=self._ready,
-            active=self._scheduler.active,
+            active=self._scheduler.running,
             queued=self._scheduler.pending,
             max_queue=self._scheduler.max_queue,
             completed=counters.completed,

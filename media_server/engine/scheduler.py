@@ -1,16 +1,20 @@
 """Priority scheduling of synthesis steps over the engine's worker threads.
 
-Every admitted request is a job whose backend steps are run one at a time by
-a pool of worker threads (the event loop never runs model work). Which job
-steps next is policy as data: a heap ordered by `(priority, deadline, seq)`.
-Real-time jobs come before batch ones; among equals, the job whose listener
-runs out of audio soonest goes first (earliest deadline first). A new job's
-deadline is its arrival, so it beats jobs that already have audio buffered:
-that is what keeps time-to-first-audio low under load.
+Every admitted request is a job. Worker threads repeatedly take a batch of
+jobs, open a backend sequence for those that have none, and advance them all
+by one `step` (the event loop never runs model work). Which jobs step next is
+policy as data: a heap ordered by `(priority, deadline, seq)`. Real-time jobs
+come before batch ones; among equals, the job whose listener runs out of
+audio soonest goes first (earliest deadline first). A new job's deadline is
+its arrival, so it beats jobs that already have audio buffered: that keeps
+time-to-first-audio low under load. Jobs join and leave batches at step
+boundaries (continuous batching); a job needs a free sequence slot
+(`Backend.max_sequences`) before it is first opened, and the most urgent
+waiting job gets the next free slot.
 
 Admission is bounded: past `max_queue` unfinished jobs, `submit` refuses at
-once with `Busy`. A cancelled job is forgotten immediately if it is waiting,
-or right after its current step if a worker is running it.
+once with `Busy`. A cancelled job leaves the queue count at once; its sequence
+is closed by a worker at the next step boundary (backends are not thread-safe).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from media_server.engine.types import Pcm, SynthesisRequest
+from media_server.engine.backend import Backend
+from media_server.engine.types import Pcm, SynthesisRequest, Voice
 from media_server.errors import Busy
 
 log = logging.getLogger(__name__)
@@ -30,21 +36,19 @@ log = logging.getLogger(__name__)
 StepResult = Pcm | None | BaseException
 """What a job reports after each step: audio, None when finished, or the error."""
 Sink = Callable[[StepResult], None]
-Steps = Generator[Pcm, None, None]
 
 
 @dataclass
 class _Job:
     request: SynthesisRequest
-    steps: Steps
+    voice: Voice
     sink: Sink
-    sample_rate: int
     seq: int
     deadline: float
+    sequence: Any = None
     first_audio_at: float | None = None
     audio_s: float = 0.0
     cancelled: bool = False
-    running: bool = False
 
     def key(self) -> tuple[int, float, int]:
         return (int(self.request.priority), self.deadline, self.seq)
@@ -56,25 +60,31 @@ class SchedulerCounters:
     cancelled: int = 0
     failed: int = 0
     refused: int = 0
+    steps: int = 0
     audio_s: float = 0.0
     busy_s: float = 0.0
+    last_batch: int = 0
 
 
 class Scheduler:
-    """Runs jobs' steps on `workers` threads in priority/deadline order."""
+    """Runs a backend's steps on `workers` threads in priority/deadline order."""
 
-    def __init__(self, workers: int, max_queue: int) -> None:
+    def __init__(self, backend: Backend[Any], workers: int, max_queue: int) -> None:
+        self._backend = backend
         self._workers = workers
         self.max_queue = max_queue
         self._cond = threading.Condition()
         self._heap: list[tuple[tuple[int, float, int], _Job]] = []
         self._jobs: dict[str, _Job] = {}
+        self._open = 0
+        self._running = 0
         self._seq = 0
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.counters = SchedulerCounters()
 
     def start(self) -> None:
+        self._stopping = False
         for n in range(self._workers):
             thread = threading.Thread(target=self._run, name=f"engine-worker-{n}", daemon=True)
             thread.start()
@@ -88,7 +98,7 @@ class Scheduler:
             thread.join(timeout=10)
         self._threads.clear()
 
-    def submit(self, request: SynthesisRequest, steps: Steps, sample_rate: int, sink: Sink) -> None:
+    def submit(self, request: SynthesisRequest, voice: Voice, sink: Sink) -> None:
         with self._cond:
             if len(self._jobs) >= self.max_queue:
                 self.counters.refused += 1
@@ -97,79 +107,128 @@ class Scheduler:
                     retry_after_s=1.0,
                 )
             self._seq += 1
-            job = _Job(request, steps, sink, sample_rate, self._seq, deadline=request.received_at)
+            job = _Job(request, voice, sink, self._seq, deadline=request.received_at)
             self._jobs[request.id] = job
             heapq.heappush(self._heap, (job.key(), job))
             self._cond.notify()
 
     def abort(self, request_id: str) -> None:
         with self._cond:
-            job = self._jobs.get(request_id)
-            if job is None or job.cancelled:
+            job = self._jobs.pop(request_id, None)
+            if job is None:
                 return
             job.cancelled = True
-            if not job.running:
-                self._forget(job)
-
-    @property
-    def active(self) -> int:
-        with self._cond:
-            return sum(1 for job in self._jobs.values() if job.running)
+            self.counters.cancelled += 1
+            self._cond.notify()
 
     @property
     def pending(self) -> int:
+        """Admitted jobs not yet finished (what `max_queue` bounds)."""
         with self._cond:
             return len(self._jobs)
 
-    def _forget(self, job: _Job) -> None:
-        self._jobs.pop(job.request.id, None)
-        self.counters.cancelled += 1
-        job.steps.close()
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return self._running
 
-    def _next_job(self) -> _Job | None:
+    def _take_batch(self) -> tuple[list[_Job], list[_Job]] | None:
+        """Up to `max_batch` of the most urgent jobs, and cancelled ones to close; waits for work."""
         with self._cond:
             while not self._stopping:
-                while self._heap:
-                    _, job = heapq.heappop(self._heap)
-                    if not job.cancelled:
-                        job.running = True
-                        return job
+                batch, skipped, closing = self._select()
+                for entry in skipped:
+                    heapq.heappush(self._heap, entry)
+                if batch or closing:
+                    self._running += len(batch)
+                    return batch, closing
                 self._cond.wait()
             return None
 
-    def _run(self) -> None:
-        while (job := self._next_job()) is not None:
-            started = time.monotonic()
-            result: StepResult
-            try:
-                result = next(job.steps)
-            except StopIteration:
-                result = None
-            except Exception as exc:
-                log.exception("synthesis step failed for %s", job.request.id)
-                result = exc
-            self._after_step(job, result, time.monotonic() - started)
-
-    def _after_step(self, job: _Job, result: StepResult, step_s: float) -> None:
-        with self._cond:
-            job.running = False
-            self.counters.busy_s += step_s
+    def _select(self) -> tuple[list[_Job], list[tuple[tuple[int, float, int], _Job]], list[_Job]]:
+        batch: list[_Job] = []
+        skipped: list[tuple[tuple[int, float, int], _Job]] = []
+        closing: list[_Job] = []
+        opening = 0
+        limit = self._backend.max_sequences
+        while self._heap and len(batch) < self._backend.max_batch:
+            entry = heapq.heappop(self._heap)
+            job = entry[1]
             if job.cancelled:
-                self._forget(job)
-                return
-            if result is None or isinstance(result, BaseException):
-                self._jobs.pop(job.request.id, None)
-                if result is None:
-                    self.counters.completed += 1
-                else:
-                    self.counters.failed += 1
-            else:
-                now = time.monotonic()
-                if job.first_audio_at is None:
-                    job.first_audio_at = now
-                job.audio_s += len(result) / job.sample_rate
-                self.counters.audio_s += len(result) / job.sample_rate
-                job.deadline = job.first_audio_at + job.audio_s
+                if job.sequence is not None:
+                    closing.append(job)
+                continue
+            if job.sequence is None and limit is not None and self._open + opening >= limit:
+                skipped.append(entry)
+                continue
+            if job.sequence is None:
+                opening += 1
+            batch.append(job)
+        self._open += opening
+        return batch, skipped, closing
+
+    def _run(self) -> None:
+        while (work := self._take_batch()) is not None:
+            batch, closing = work
+            for job in closing:
+                self._close(job)
+            if batch:
+                started = time.monotonic()
+                results = self._step(batch)
+                self._after_step(batch, results, time.monotonic() - started)
+
+    def _step(self, batch: list[_Job]) -> list[StepResult]:
+        try:
+            for job in batch:
+                if job.sequence is None:
+                    job.sequence = self._backend.open(job.request, job.voice)
+            return list(self._backend.step([job.sequence for job in batch]))
+        except Exception as exc:
+            log.exception("synthesis step failed for %s", ", ".join(job.request.id for job in batch))
+            return [exc] * len(batch)
+
+    def _close(self, job: _Job) -> None:
+        if job.sequence is not None:
+            try:
+                self._backend.close(job.sequence)
+            except Exception:
+                log.exception("closing the sequence of %s failed", job.request.id)
+            job.sequence = None
+        with self._cond:
+            self._open -= 1
+            self._cond.notify()
+
+    def _after_step(self, batch: list[_Job], results: list[StepResult], step_s: float) -> None:
+        deliveries: list[tuple[_Job, StepResult]] = []
+        finished: list[_Job] = []
+        with self._cond:
+            self._running -= len(batch)
+            self.counters.steps += 1
+            self.counters.busy_s += step_s
+            self.counters.last_batch = len(batch)
+            now = time.monotonic()
+            for job, result in zip(batch, results, strict=True):
+                if job.cancelled or result is None or isinstance(result, BaseException):
+                    finished.append(job)
+                    if not job.cancelled:
+                        self._jobs.pop(job.request.id, None)
+                        if result is None:
+                            self.counters.completed += 1
+                        else:
+                            self.counters.failed += 1
+                        deliveries.append((job, result))
+                    continue
+                if len(result):
+                    if job.first_audio_at is None:
+                        job.first_audio_at = now
+                    seconds = len(result) / job.voice.sample_rate
+                    job.audio_s += seconds
+                    self.counters.audio_s += seconds
+                    job.deadline = job.first_audio_at + job.audio_s
+                    deliveries.append((job, result))
                 heapq.heappush(self._heap, (job.key(), job))
-                self._cond.notify()
-        job.sink(result)
+            self._cond.notify_all()
+        for job in finished:
+            self._close(job)
+        for job, result in deliveries:
+            job.sink(result)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from media_server.config import Settings
 from media_server.engine.backend import Backend
 from media_server.errors import ConfigError
 
 
-def create_backend(settings: Settings) -> Backend:
+def create_backend(settings: Settings) -> Backend[Any]:
     """The backend named by `TTS_BACKEND`; heavy imports happen only for the chosen one."""
     if settings.tts_backend == "piper":
         from media_server.engine.backends.piper import PiperBackend

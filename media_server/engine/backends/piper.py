@@ -36,8 +36,15 @@ def default_model_path() -> Path:
     return path
 
 
+PiperSequence = Generator[Pcm, None, None]
+
+
 class PiperBackend:
+    """One segment per step; sequences are cheap generators, so any number may be open."""
+
     name = "piper"
+    max_batch = 1
+    max_sequences: int | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._model_path = Path(settings.piper_model) if settings.piper_model else default_model_path()
@@ -77,10 +84,16 @@ class PiperBackend:
     def voices(self) -> Sequence[Voice]:
         return self._voices
 
-    def open(self, request: SynthesisRequest, voice: Voice) -> Generator[Pcm, None, None]:
+    def open(self, request: SynthesisRequest, voice: Voice) -> PiperSequence:
         return self._synthesize(request.text, request.speed)
 
-    def _synthesize(self, text: str, speed: float = 1.0) -> Generator[Pcm, None, None]:
+    def step(self, sequences: list[PiperSequence]) -> list[Pcm | None]:
+        return [next(sequence, None) for sequence in sequences]
+
+    def close(self, sequence: PiperSequence) -> None:
+        sequence.close()
+
+    def _synthesize(self, text: str, speed: float = 1.0) -> PiperSequence:
         if self._voice is None:
             raise RuntimeError("PiperBackend.open before load")
         config = SynthesisConfig(length_scale=1.0 / speed, volume=OUTPUT_VOLUME)
