@@ -26,9 +26,20 @@ class Settings:
 
     tts_backend: str = "piper"
     piper_model: str | None = None
+    qwen_model: str | None = None
+    qwen_device: str = "auto"
+    qwen_max_batch: int = 8
+    qwen_first_chunk_frames: int = 1
+    qwen_chunk_frames: int = 4
+    qwen_quant: str = "none"
+    qwen_tf32: bool = True
+    qwen_compile: bool = False
+    qwen_warmup: bool = True
+    voice_cache_dir: str = "~/.cache/media-server/voices"
     engine_workers: int = 2
     onnx_threads: int = 1
     max_queue: int = 64
+    engine_max_outstanding: int = 8
 
     max_text_chars: int = 5000
     max_body_bytes: int = 256 * 1024
@@ -61,6 +72,8 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             if not isinstance(servers, list):
                 raise ValueError("expected a JSON list of RTCIceServer objects")
             return tuple(servers)
+        if type_name == "bool":
+            return _parse_bool(raw)
         if type_name.startswith("int"):
             return int(raw)
         if type_name.startswith("float"):
@@ -68,3 +81,12 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{name.upper()}={raw!r}: {exc}") from exc
     return raw
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")

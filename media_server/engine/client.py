@@ -61,6 +61,7 @@ class ChunkStream:
         if isinstance(result, BaseException):
             self._finished = True
             raise EngineError(f"synthesis failed: {result}") from result
+        self._engine.consumed(self.request.id)
         chunk = AudioChunk(
             pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index
         )
@@ -88,7 +89,10 @@ class EngineClient:
         self._settings = settings
         self._backend = backend or create_backend(settings)
         self._scheduler = Scheduler(
-            self._backend, workers=settings.engine_workers, max_queue=settings.max_queue
+            self._backend,
+            workers=settings.engine_workers,
+            max_queue=settings.max_queue,
+            max_outstanding=settings.engine_max_outstanding,
         )
         self._voices: dict[str, Voice] = {}
         self._ready = False
@@ -148,6 +152,9 @@ class EngineClient:
     def abort(self, request_id: str) -> None:
         self._scheduler.abort(request_id)
 
+    def consumed(self, request_id: str) -> None:
+        self._scheduler.consumed(request_id)
+
     def stats(self) -> EngineStats:
         counters = self._scheduler.counters
         return EngineStats(
@@ -155,11 +162,14 @@ class EngineClient:
             ready=self._ready,
             active=self._scheduler.running,
             queued=self._scheduler.pending,
+            parked=self._scheduler.parked,
             max_queue=self._scheduler.max_queue,
             completed=counters.completed,
             cancelled=counters.cancelled,
             failed=counters.failed,
             refused=counters.refused,
+            steps=counters.steps,
+            last_batch=counters.last_batch,
             audio_s=counters.audio_s,
             busy_s=counters.busy_s,
         )

@@ -12,6 +12,10 @@ boundaries (continuous batching); a job needs a free sequence slot
 (`Backend.max_sequences`) before it is first opened, and the most urgent
 waiting job gets the next free slot.
 
+Back-pressure: a job whose consumer has not taken `max_outstanding` chunks
+is parked (not stepped) until it does, so a slow reader costs a bounded
+amount of memory and no model time.
+
 Admission is bounded: past `max_queue` unfinished jobs, `submit` refuses at
 once with `Busy`. A cancelled job leaves the queue count at once; its sequence
 is closed by a worker at the next step boundary (backends are not thread-safe).
@@ -49,6 +53,8 @@ class _Job:
     first_audio_at: float | None = None
     audio_s: float = 0.0
     cancelled: bool = False
+    outstanding: int = 0
+    parked: bool = False
 
     def key(self) -> tuple[int, float, int]:
         return (int(self.request.priority), self.deadline, self.seq)
@@ -69,10 +75,11 @@ class SchedulerCounters:
 class Scheduler:
     """Runs a backend's steps on `workers` threads in priority/deadline order."""
 
-    def __init__(self, backend: Backend[Any], workers: int, max_queue: int) -> None:
+    def __init__(self, backend: Backend[Any], workers: int, max_queue: int, max_outstanding: int = 8) -> None:
         self._backend = backend
         self._workers = workers
         self.max_queue = max_queue
+        self._max_outstanding = max_outstanding
         self._cond = threading.Condition()
         self._heap: list[tuple[tuple[int, float, int], _Job]] = []
         self._jobs: dict[str, _Job] = {}
@@ -121,11 +128,28 @@ class Scheduler:
             self.counters.cancelled += 1
             self._cond.notify()
 
+    def consumed(self, request_id: str) -> None:
+        """The consumer took one delivered chunk; a parked job may step again."""
+        with self._cond:
+            job = self._jobs.get(request_id)
+            if job is None:
+                return
+            job.outstanding -= 1
+            if job.parked and job.outstanding < self._max_outstanding:
+                job.parked = False
+                heapq.heappush(self._heap, (job.key(), job))
+                self._cond.notify()
+
     @property
     def pending(self) -> int:
         """Admitted jobs not yet finished (what `max_queue` bounds)."""
         with self._cond:
             return len(self._jobs)
+
+    @property
+    def parked(self) -> int:
+        with self._cond:
+            return sum(1 for job in self._jobs.values() if job.parked)
 
     @property
     def running(self) -> int:
@@ -225,8 +249,12 @@ class Scheduler:
                     job.audio_s += seconds
                     self.counters.audio_s += seconds
                     job.deadline = job.first_audio_at + job.audio_s
+                    job.outstanding += 1
                     deliveries.append((job, result))
-                heapq.heappush(self._heap, (job.key(), job))
+                if job.outstanding >= self._max_outstanding:
+                    job.parked = True
+                else:
+                    heapq.heappush(self._heap, (job.key(), job))
             self._cond.notify_all()
         for job in finished:
             self._close(job)

@@ -75,10 +75,13 @@ class EngineStats:
     ready: bool
     active: int
     queued: int
+    parked: int
     max_queue: int
     completed: int
     cancelled: int
     failed: int
     refused: int
+    steps: int
+    last_batch: int
     audio_s: float
     busy_s: float

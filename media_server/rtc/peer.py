@@ -1,4 +1,4 @@
-"""Attaching speech to a new peer: its track, its data channel, its session."""
+"""Attaching speech to a new peer: its track, its data channel, its conversation."""
 
 from __future__ import annotations
 
@@ -8,23 +8,38 @@ from typing import Any
 from aiortc import RTCDataChannel
 
 from media_server.config import Settings
+from media_server.conversation import Conversation
 from media_server.engine.client import EngineClient
 from media_server.errors import InvalidRequest
-from media_server.rtc.session import SpeechSession
+from media_server.rtc.track import SpeechTrack
 from signaling.registry import Attach, Peer
 
 
-def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
-    """The signaling callback that gives each new peer a SpeechSession."""
+class RtcSession:
+    """The media side of one peer: a conversation playing into a speech track."""
 
-    async def attach(peer: Peer, options: Mapping[str, Any]) -> SpeechSession:
+    def __init__(self, conversation: Conversation, track: SpeechTrack) -> None:
+        self.conversation = conversation
+        self.track = track
+
+    async def close(self) -> None:
+        await self.conversation.close()
+        self.track.stop()
+
+
+def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
+    """The signaling callback that gives each new peer a conversation and a track."""
+
+    async def attach(peer: Peer, options: Mapping[str, Any]) -> RtcSession:
         voice = options.get("voice")
         if voice is not None and not isinstance(voice, str):
             raise InvalidRequest("voice: must be a string")
         if voice:
             engine.resolve_voice(voice)
-        session = SpeechSession(engine, settings, voice=voice, on_activity=peer.touch)
-        peer.pc.addTrack(session.track)
+        conversation = Conversation(engine, settings, voice=voice, on_activity=peer.touch)
+        track = SpeechTrack(on_event=conversation.on_playout)
+        peer.pc.addTrack(track)
+        conversation.attach(track)
 
         @peer.pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -32,9 +47,9 @@ def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
                 if channel.readyState == "open":
                     channel.send(text)
 
-            session.bind(send)
-            channel.on("message", session.handle)
+            conversation.bind(send)
+            channel.on("message", conversation.handle)
 
-        return session
+        return RtcSession(conversation, track)
 
     return attach

@@ -2,7 +2,9 @@
 
 Silence when idle; speech from its PlayoutBuffer when there is some. The track
 knows what was actually sent, so it reports playout events (first sample of an
-utterance sent, last sample sent) to its listener the moment they leave.
+utterance sent, last sample sent) to its listener the moment they leave. As a
+conversation's audio output, `write` waits while more than `max_ahead_s` of
+audio is queued, so a long utterance never piles up unbounded in memory.
 """
 
 from __future__ import annotations
@@ -15,21 +17,40 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from media_server.audio.constants import FRAME_S, FRAME_SAMPLES, RTC_RATE
+from media_server.audio.pcm import Pcm
+from media_server.audio.playout import PlayoutBuffer, PlayoutEvent
 from media_server.rtc.pacer import Pacer
-from media_server.rtc.playout import PlayoutBuffer, PlayoutEvent
 
 TIME_BASE = Fraction(1, RTC_RATE)
+MAX_AHEAD_S = 20.0
 
 
 class SpeechTrack(MediaStreamTrack):
     kind = "audio"
+    sample_rate = RTC_RATE
 
-    def __init__(self, on_event: Callable[[PlayoutEvent], None]) -> None:
+    def __init__(self, on_event: Callable[[PlayoutEvent], None], max_ahead_s: float = MAX_AHEAD_S) -> None:
         super().__init__()
         self.buffer = PlayoutBuffer()
         self.pacer = Pacer(FRAME_S)
         self._on_event = on_event
         self._pts = 0
+        self._max_ahead = int(max_ahead_s * RTC_RATE)
+        self._room = asyncio.Event()
+
+    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+        while self.buffer.buffered_samples > self._max_ahead:
+            self._room.clear()
+            await self._room.wait()
+        self.buffer.push(utterance_id, pcm)
+
+    def end(self, utterance_id: str) -> None:
+        self.buffer.end(utterance_id)
+
+    def clear(self) -> tuple[str | None, int]:
+        cut = self.buffer.clear()
+        self._room.set()
+        return cut
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -38,6 +59,8 @@ class SpeechTrack(MediaStreamTrack):
         if delay > 0:
             await asyncio.sleep(delay)
         pcm, events = self.buffer.next_frame()
+        if self.buffer.buffered_samples <= self._max_ahead:
+            self._room.set()
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RTC_RATE
         frame.pts = self._pts

@@ -26,7 +26,9 @@ LONG_TEXT = " ".join(
 
 @pytest_asyncio.fixture
 async def engine() -> AsyncIterator[EngineClient]:
-    client = EngineClient(Settings(engine_workers=1, max_queue=2, max_text_chars=500))
+    client = EngineClient(
+        Settings(engine_workers=1, max_queue=2, max_text_chars=500, engine_max_outstanding=3)
+    )
     await client.start()
     yield client
     await client.stop()
@@ -76,6 +78,19 @@ async def test_leaving_the_stream_frees_the_slot_at_the_next_step(engine: Engine
             await asyncio.sleep(0.01)
     assert engine.stats().cancelled == 1
     assert engine.stats().completed == 0
+
+
+@pytest.mark.asyncio
+async def test_a_reader_that_falls_behind_parks_its_job(engine: EngineClient) -> None:
+    many_sentences = " ".join(f"This is sentence number {n}." for n in range(12))
+    async with engine.stream(SynthesisRequest(text=many_sentences)) as chunks:
+        async with asyncio.timeout(5):
+            while not engine.stats().parked:  # noqa: ASYNC110  (stats are snapshots, not events)
+                await asyncio.sleep(0.01)
+        assert engine.stats().steps == 3  # max_outstanding chunks made, then no model time
+        received = [chunk async for chunk in chunks]
+    assert len(received) == 12
+    assert engine.stats().completed == 1
 
 
 @pytest.mark.asyncio

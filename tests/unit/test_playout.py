@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from media_server.audio.constants import FRAME_SAMPLES
-from media_server.rtc.playout import FADE_SAMPLES, PlayoutBuffer
+from media_server.audio.playout import FADE_SAMPLES, PlayoutBuffer
 
 
 def tone(samples: int, amplitude: int = 10000) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""SpeechSession: one peer's data-channel protocol driving its speech track.
+"""Conversation: the message protocol (speak, append, flush, cancel) over any audio output.
 
-Commands (`speak`, `append`, `flush`, `cancel`) arrive as data-channel
-messages. Utterances are played one after another by the session's player
-task, which streams each from the engine into the track's playout buffer. The
-track reports what actually left it, so `audio_start`, `done` and the
-`played_ms` of a `cancelled` utterance describe what the listener heard.
-This module alone turns errors into `error` events.
+One conversation per client connection, whatever carries it (a WebRTC data
+channel and track, a WebSocket, a telephony stream). Utterances are played one
+after another by the conversation's player task, which streams each from the
+engine into the output. The output reports what actually left it (playout
+events), so `audio_start`, `done` and the `played_ms` of a `cancelled`
+utterance describe what the listener got. This module alone turns errors into
+`error` events.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from media_server.audio.constants import RTC_RATE
+from media_server.audio.playout import PlayoutEvent
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
-from media_server.engine.types import Priority, SynthesisRequest
+from media_server.engine.types import Pcm, Priority, SynthesisRequest
 from media_server.errors import Busy, MediaServerError, TextTooLong
 from media_server.protocol import (
     Append,
@@ -33,13 +34,24 @@ from media_server.protocol import (
     new_utterance_id,
     parse_command,
 )
-from media_server.rtc.playout import PlayoutEvent
-from media_server.rtc.track import SpeechTrack
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
 
-SAMPLES_PER_MS = RTC_RATE // 1000
+
+class AudioOutput(Protocol):
+    """Where a conversation's audio goes; it reports playout events back to the conversation."""
+
+    sample_rate: int
+
+    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+        """Queue audio; may wait while the output is full (back-pressure)."""
+
+    def end(self, utterance_id: str) -> None:
+        """No more audio will come for this utterance."""
+
+    def clear(self) -> tuple[str | None, int]:
+        """Drop everything queued; returns the utterance that was cut and its played samples."""
 
 
 @dataclass
@@ -62,7 +74,7 @@ class Utterance:
         self.texts.put_nowait(None)
 
 
-class SpeechSession:
+class Conversation:
     def __init__(
         self,
         engine: EngineClient,
@@ -70,37 +82,38 @@ class SpeechSession:
         voice: str | None = None,
         on_activity: Callable[[], None] = lambda: None,
     ) -> None:
-        self.track = SpeechTrack(self._on_playout)
         self._engine = engine
         self._settings = settings
         self._voice = voice
         self._on_activity = on_activity
+        self._output: AudioOutput | None = None
         self._send_text: Callable[[str], None] | None = None
         self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
         self._live: dict[str, Utterance] = {}
         self._open: Utterance | None = None
         self._segmenter = Segmenter(SegmenterPolicy(first_segment_words=settings.first_segment_words))
-        self._player = self._start_player()
+        self._player: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
 
+    def attach(self, output: AudioOutput) -> None:
+        """Start playing into `output` (which reports its playout events to `on_playout`)."""
+        self._output = output
+        self._player = self._start_player()
+
     def bind(self, send: Callable[[str], None]) -> None:
-        """Route events to `send` (the data channel's, once it is open)."""
+        """Route events to `send`."""
         self._send_text = send
 
     def handle(self, raw: str | bytes) -> None:
         """Handle one client message; a bad one gets an `error` event and changes nothing."""
         self._on_activity()
         try:
-            self._dispatch(parse_command(raw, self._settings.max_message_bytes))
+            self.dispatch(parse_command(raw, self._settings.max_message_bytes))
         except MediaServerError as exc:
-            self._send_error(exc)
+            self.send_error(exc)
 
-    async def close(self) -> None:
-        self._player.cancel()
-        await asyncio.gather(self._player, *self._retired, return_exceptions=True)
-        self.track.stop()
-
-    def _dispatch(self, command: Command) -> None:
+    def dispatch(self, command: Command) -> None:
+        """Carry out one parsed command; raises MediaServerError when it is refused."""
         match command:
             case Speak():
                 self._speak(command)
@@ -110,6 +123,38 @@ class SpeechSession:
                 self._flush()
             case Cancel():
                 self._cancel()
+
+    async def close(self) -> None:
+        tasks = [*self._retired, *([self._player] if self._player else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def busy(self) -> bool:
+        """True while an utterance is queued, synthesizing or playing."""
+        return bool(self._live)
+
+    def on_playout(self, playout: PlayoutEvent) -> None:
+        utterance = self._live.get(playout.utterance_id)
+        if utterance is None:
+            return
+        if playout.kind == "start":
+            ttfa_ms = (time.monotonic() - (utterance.text_at or time.monotonic())) * 1000
+            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_ms, 1))
+            return
+        del self._live[utterance.id]
+        if not utterance.failed:
+            played_ms = playout.played_samples * 1000 // self._sample_rate()
+            self._send("done", id=utterance.id, audio_ms=played_ms)
+
+    def send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
+        fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if utterance_id is not None:
+            fields["id"] = utterance_id
+        if isinstance(exc, Busy):
+            fields["retry_after_s"] = exc.retry_after_s
+        self._send("error", **fields)
 
     def _speak(self, command: Speak) -> None:
         self._engine.validate_text(command.text)
@@ -140,11 +185,12 @@ class SpeechSession:
         self._open = None
 
     def _cancel(self) -> None:
-        cut_id, played_samples = self.track.buffer.clear()
-        self._player.cancel()
-        self._retired.add(self._player)
-        self._player.add_done_callback(self._retired.discard)
-        self._player = self._start_player()
+        cut_id, played_samples = self._output.clear() if self._output else (None, 0)
+        if self._player is not None:
+            self._player.cancel()
+            self._retired.add(self._player)
+            self._player.add_done_callback(self._retired.discard)
+            self._player = self._start_player()
         while not self._queue.empty():
             self._queue.get_nowait()
         self._segmenter.flush()
@@ -153,7 +199,7 @@ class SpeechSession:
         self._live.clear()
         for utterance_id in cancelled:
             played = played_samples if utterance_id == cut_id else 0
-            self._send("cancelled", id=utterance_id, played_ms=played // SAMPLES_PER_MS)
+            self._send("cancelled", id=utterance_id, played_ms=played * 1000 // self._sample_rate())
 
     def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
         resolved = self._engine.resolve_voice(voice or self._voice)
@@ -164,6 +210,9 @@ class SpeechSession:
         self._queue.put_nowait(utterance)
         return utterance
 
+    def _sample_rate(self) -> int:
+        return self._output.sample_rate if self._output else 1000
+
     def _start_player(self) -> asyncio.Task[None]:
         return asyncio.create_task(self._play_forever(), name="speech-player")
 
@@ -173,46 +222,25 @@ class SpeechSession:
             await self._play(utterance)
 
     async def _play(self, utterance: Utterance) -> None:
+        assert self._output is not None
+        output = self._output
         self._send("started", id=utterance.id)
         resampler: Resampler | None = None
         try:
             while (text := await utterance.texts.get()) is not None:
                 request = SynthesisRequest(
-                    text=text,
-                    voice=utterance.voice,
-                    speed=utterance.speed,
-                    priority=Priority.REALTIME,
+                    text=text, voice=utterance.voice, speed=utterance.speed, priority=Priority.REALTIME
                 )
                 async with self._engine.stream(request) as chunks:
                     async for chunk in chunks:
-                        resampler = resampler or Resampler(chunk.sample_rate, RTC_RATE)
-                        self.track.buffer.push(utterance.id, resampler.process(chunk.pcm))
+                        resampler = resampler or Resampler(chunk.sample_rate, output.sample_rate)
+                        await output.write(utterance.id, resampler.process(chunk.pcm))
         except MediaServerError as exc:
             utterance.failed = True
-            self._send_error(exc, utterance.id)
+            self.send_error(exc, utterance.id)
         if resampler is not None:
-            self.track.buffer.push(utterance.id, resampler.flush())
-        self.track.buffer.end(utterance.id)
-
-    def _on_playout(self, playout: PlayoutEvent) -> None:
-        utterance = self._live.get(playout.utterance_id)
-        if utterance is None:
-            return
-        if playout.kind == "start":
-            ttfa_ms = (time.monotonic() - (utterance.text_at or time.monotonic())) * 1000
-            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_ms, 1))
-            return
-        del self._live[utterance.id]
-        if not utterance.failed:
-            self._send("done", id=utterance.id, audio_ms=playout.played_samples // SAMPLES_PER_MS)
-
-    def _send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
-        fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if utterance_id is not None:
-            fields["id"] = utterance_id
-        if isinstance(exc, Busy):
-            fields["retry_after_s"] = exc.retry_after_s
-        self._send("error", **fields)
+            await output.write(utterance.id, resampler.flush())
+        output.end(utterance.id)
 
     def _send(self, kind: str, **fields: Any) -> None:
         if self._send_text is not None:
