@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, speech, static
+from media_server.api import health, openapi, speech, static, telephony, websocket
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, SETTINGS
 from media_server.config import Settings
@@ -70,6 +70,9 @@ def build_app(settings: Settings, engine: EngineClient | None = None) -> web.App
     signaling_routes.add_routes(app, registry)
     health.add_routes(app)
     speech.add_routes(app)
+    websocket.add_routes(app)
+    telephony.add_routes(app)
+    openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_registry_ctx)

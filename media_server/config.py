@@ -51,6 +51,7 @@ class Settings:
     rtc_ice_servers: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     max_queued_utterances: int = 16
     max_message_bytes: int = 64 * 1024
+    openai_voice_map: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -67,6 +68,11 @@ class Settings:
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
+        if name == "openai_voice_map":
+            table = json.loads(raw)
+            if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+                raise ValueError('expected a JSON object such as {"alloy": "en_US-joe-medium"}')
+            return table
         if name == "rtc_ice_servers":
             servers = json.loads(raw)
             if not isinstance(servers, list):

@@ -94,6 +94,7 @@ class Conversation:
         self._segmenter = Segmenter(SegmenterPolicy(first_segment_words=settings.first_segment_words))
         self._player: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._after: dict[str | None, list[Callable[[], None]]] = {}
 
     def attach(self, output: AudioOutput) -> None:
         """Start playing into `output` (which reports its playout events to `on_playout`)."""
@@ -130,6 +131,13 @@ class Conversation:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def after_queued(self, action: Callable[[], None]) -> None:
+        """Run `action` once every utterance admitted so far has ended (done, failed or cancelled)."""
+        if not self._live:
+            action()
+        else:
+            self._after.setdefault(next(reversed(self._live)), []).append(action)
+
     @property
     def busy(self) -> bool:
         """True while an utterance is queued, synthesizing or playing."""
@@ -147,6 +155,8 @@ class Conversation:
         if not utterance.failed:
             played_ms = playout.played_samples * 1000 // self._sample_rate()
             self._send("done", id=utterance.id, audio_ms=played_ms)
+        for action in self._after.pop(utterance.id, []):
+            action()
 
     def send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
         fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
@@ -200,6 +210,10 @@ class Conversation:
         for utterance_id in cancelled:
             played = played_samples if utterance_id == cut_id else 0
             self._send("cancelled", id=utterance_id, played_ms=played * 1000 // self._sample_rate())
+        for actions in self._after.values():
+            for action in actions:
+                action()
+        self._after.clear()
 
     def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
         resolved = self._engine.resolve_voice(voice or self._voice)

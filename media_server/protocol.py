@@ -57,6 +57,11 @@ def parse_command(raw: str | bytes, max_bytes: int) -> Command:
         raise InvalidRequest(f"message: not valid JSON ({exc})") from exc
     if not isinstance(message, dict):
         raise InvalidRequest("message: expected a JSON object with a 'type'")
+    return to_command(message)
+
+
+def to_command(message: dict[str, Any]) -> Command:
+    """A command from an already decoded message object."""
     kind = message.get("type")
     if kind == "speak":
         return Speak(

@@ -1,14 +1,24 @@
 """Streaming audio encoders, one per response format, and the lookup by name.
 
 An encoder turns mono s16 PCM chunks into bytes as they come: `header` first,
-`encode` per chunk, `finish` at the end. Formats whose container needs the
-total length up front are written with the streaming convention instead
-(a WAV header with the maximal size, as OpenAI's streamed WAV does).
+`encode` per chunk, `finish` at the end. Compressed formats go through PyAV
+(libopus, LAME, FLAC, AAC and G.711 are bundled with it), muxed into a
+streamable container whose bytes are handed out after every chunk: Ogg pages
+are cut every 20 ms so Opus leaves as soon as it is encoded. WAV streams use
+the maximal-size header convention (as OpenAI's streamed WAV does).
+
+Encoders are not thread-safe but need not run on the event loop: callers may
+run `encode` in a worker thread, one chunk at a time.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import av
+from av.audio.stream import AudioStream
 
 from media_server.audio.pcm import Pcm
 from media_server.audio.wav import wav_header
@@ -17,6 +27,7 @@ from media_server.errors import UnsupportedFormat
 
 class StreamEncoder(Protocol):
     content_type: str
+    sample_rate: int
 
     def header(self) -> bytes: ...
 
@@ -26,6 +37,8 @@ class StreamEncoder(Protocol):
 
 
 class PcmEncoder:
+    """Raw s16le samples."""
+
     content_type = "audio/pcm"
 
     def __init__(self, sample_rate: int) -> None:
@@ -48,13 +61,135 @@ class WavEncoder(PcmEncoder):
         return wav_header(self.sample_rate)
 
 
-ENCODERS: dict[str, type[PcmEncoder]] = {"pcm": PcmEncoder, "wav": WavEncoder}
+class _ByteSink:
+    """The write-only file PyAV muxes into; its bytes are taken after each chunk."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._written = 0
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        self._written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._written
+
+    def seekable(self) -> bool:
+        return False
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
 
 
-def get_encoder(name: str, sample_rate: int) -> StreamEncoder:
-    factory = ENCODERS.get(name)
-    if factory is None:
-        raise UnsupportedFormat(
-            f"response_format: {name!r} is not supported; use one of {', '.join(ENCODERS)}"
-        )
-    return factory(sample_rate)
+class AvEncoder:
+    """A PyAV codec in a streamable container."""
+
+    def __init__(
+        self, container: str, codec: str, content_type: str, sample_rate: int, options: dict[str, str]
+    ) -> None:
+        self.content_type = content_type
+        self.sample_rate = sample_rate
+        self._sink = _ByteSink()
+        self._container = av.open(self._sink, mode="w", format=container, options=options)
+        self._stream = cast(AudioStream, self._container.add_stream(codec, rate=sample_rate, layout="mono"))
+        formats = self._stream.codec_context.codec.audio_formats or []
+        sample_format = formats[0].name if formats else "s16"
+        self._convert = av.AudioResampler(format=sample_format, layout="mono", rate=sample_rate)
+
+    def header(self) -> bytes:
+        return b""
+
+    def encode(self, pcm: Pcm) -> bytes:
+        if len(pcm):
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = self.sample_rate
+            for converted in self._convert.resample(frame):
+                self._mux(converted)
+        return self._sink.take()
+
+    def finish(self) -> bytes:
+        for converted in self._convert.resample(None):
+            self._mux(converted)
+        self._mux(None)
+        self._container.close()
+        return self._sink.take()
+
+    def _mux(self, frame: av.AudioFrame | None) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+
+class MulawEncoder:
+    """Headerless G.711 mu-law, one byte per sample (telephony)."""
+
+    content_type = "audio/basic"
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._codec = av.CodecContext.create("pcm_mulaw", "w")
+        self._codec.sample_rate = sample_rate
+        self._codec.layout = "mono"
+        self._codec.format = "s16"
+
+    def header(self) -> bytes:
+        return b""
+
+    def encode(self, pcm: Pcm) -> bytes:
+        if not len(pcm):
+            return b""
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        return b"".join(bytes(packet) for packet in self._codec.encode(frame))
+
+    def finish(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """A response format: how to build its encoder and which rates it allows."""
+
+    name: str
+    content_type: str
+    build: Callable[[int], StreamEncoder]
+    rates: frozenset[int] | None = None
+
+    def encoder(self, sample_rate: int) -> StreamEncoder:
+        if self.rates is not None and sample_rate not in self.rates:
+            allowed = ", ".join(str(rate) for rate in sorted(self.rates))
+            raise UnsupportedFormat(f"sample_rate: {self.name} supports {allowed} Hz, not {sample_rate}")
+        return self.build(sample_rate)
+
+
+def _av(container: str, codec: str, content_type: str, **options: str) -> Callable[[int], StreamEncoder]:
+    return lambda rate: AvEncoder(container, codec, content_type, rate, options)
+
+
+OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+FORMATS: dict[str, AudioFormat] = {
+    "pcm": AudioFormat("pcm", "audio/pcm", PcmEncoder),
+    "wav": AudioFormat("wav", "audio/wav", WavEncoder),
+    "mulaw": AudioFormat("mulaw", "audio/basic", MulawEncoder),
+    "opus": AudioFormat("opus", "audio/ogg", _av("ogg", "libopus", "audio/ogg", page_duration="20000"), OPUS_RATES),
+    "mp3": AudioFormat("mp3", "audio/mpeg", _av("mp3", "libmp3lame", "audio/mpeg"), MP3_RATES),
+    "flac": AudioFormat("flac", "audio/flac", _av("flac", "flac", "audio/flac")),
+    "aac": AudioFormat("aac", "audio/aac", _av("adts", "aac", "audio/aac"), MP3_RATES),
+}
+
+
+def audio_format(name: str, field: str = "response_format", allowed: tuple[str, ...] | None = None) -> AudioFormat:
+    """The format called `name`, or UnsupportedFormat naming `field` and the choices."""
+    choices = allowed or tuple(FORMATS)
+    spec = FORMATS.get(name) if name in choices else None
+    if spec is None:
+        raise UnsupportedFormat(f"{field}: {name!r} is not supported; use one of {', '.join(choices)}")
+    return spec
+
+
+def get_encoder(name: str, sample_rate: int, field: str = "response_format") -> StreamEncoder:
+    return audio_format(name, field).encoder(sample_rate)

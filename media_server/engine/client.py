@@ -40,6 +40,8 @@ class ChunkStream:
         self._queue: asyncio.Queue[StepResult] = asyncio.Queue()
         self._index = 0
         self._finished = False
+        self._head: StepResult = None
+        self._held = False
 
     def deliver(self, result: StepResult) -> None:
         """Called from an engine thread with each step's result."""
@@ -51,16 +53,24 @@ class ChunkStream:
     def __aiter__(self) -> ChunkStream:
         return self
 
+    async def wait_ready(self) -> None:
+        """Wait until the first step is done; raises its error if it failed."""
+        if not self._held and not self._finished:
+            self._head = await self._queue.get()
+            self._held = True
+        if isinstance(self._head, BaseException):
+            self._finished = True
+            raise EngineError(f"synthesis failed: {self._head}") from self._head
+
     async def __anext__(self) -> AudioChunk:
+        await self.wait_ready()
         if self._finished:
             raise StopAsyncIteration
-        result = await self._queue.get()
+        result, self._held = self._head, False
         if result is None:
             self._finished = True
             raise StopAsyncIteration
-        if isinstance(result, BaseException):
-            self._finished = True
-            raise EngineError(f"synthesis failed: {result}") from result
+        assert not isinstance(result, BaseException)
         self._engine.consumed(self.request.id)
         chunk = AudioChunk(
             pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index

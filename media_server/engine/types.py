@@ -38,6 +38,7 @@ class SynthesisRequest:
     voice: str | None = None
     language: str = "auto"
     speed: float = 1.0
+    instructions: str | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     priority: Priority = Priority.BATCH
     id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")

@@ -1,0 +1,163 @@
+"""`GET /openapi.json`: an OpenAPI 3.1 description of every HTTP route.
+
+Written by hand next to the routes it describes; a test checks that every
+route the app registers appears here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from media_server.api.speech import SPEECH_FORMATS, SSE_FORMATS
+
+JSON = "application/json"
+ERROR = {
+    "description": "Error",
+    "content": {
+        JSON: {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            }
+        }
+    },
+}
+SAMPLING = {
+    "temperature": {"type": "number", "minimum": 0},
+    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+    "top_k": {"type": "integer", "minimum": 0},
+    "repetition_penalty": {"type": "number", "minimum": 0},
+    "seed": {"type": "integer"},
+}
+SPEED = {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0}
+TTS_BODY = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {
+        "text": {"type": "string", "minLength": 1},
+        "voice": {"type": "string"},
+        "language": {"type": "string", "default": "auto"},
+        "speed": SPEED,
+        "instructions": {"type": "string"},
+        "sample_rate": {"type": "integer", "minimum": 8000, "maximum": 48000},
+        **SAMPLING,
+    },
+}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def _ok(content_type: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {content_type: {"schema": {}}}}
+
+
+def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {**responses, "4XX": ERROR, "5XX": ERROR}}
+    if body is not None:
+        operation["requestBody"] = _json_body(body)
+    return operation
+
+
+def _with_property(schema: dict[str, Any], name: str, prop: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "properties": {**schema["properties"], name: prop}}
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/": {"get": _op("The demo page", {"200": _ok("text/html")})},
+    "/healthz": {"get": _op("Liveness", {"200": _ok(JSON)})},
+    "/readyz": {"get": _op("Readiness: 200 once a backend is loaded and warm", {"200": _ok(JSON)})},
+    "/v1/voices": {"get": _op("The voices of the loaded backend", {"200": _ok(JSON)})},
+    "/v1/models": {"get": _op("OpenAI-style model list", {"200": _ok(JSON)})},
+    "/v1/audio/speech": {
+        "post": _op(
+            "OpenAI-compatible speech; streamed as it is made",
+            {"200": _ok("audio/*")},
+            {
+                "type": "object",
+                "required": ["input", "voice"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "input": {"type": "string", "minLength": 1},
+                    "voice": {"type": "string"},
+                    "response_format": {"type": "string", "enum": list(SPEECH_FORMATS), "default": "mp3"},
+                    "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+                    "speed": SPEED,
+                    "instructions": {"type": "string"},
+                    "language": {"type": "string"},
+                    **SAMPLING,
+                },
+            },
+        )
+    },
+    "/tts": {
+        "post": _op(
+            "Whole file (batch priority)",
+            {"200": _ok("audio/wav")},
+            _with_property(TTS_BODY, "format", {"type": "string", "enum": ["wav", "pcm"], "default": "wav"}),
+        )
+    },
+    "/tts/stream": {
+        "post": _op(
+            "SSE: an `audio` event per chunk (base64), then `done` with timings (real-time priority)",
+            {"200": _ok("text/event-stream")},
+            _with_property(TTS_BODY, "format", {"type": "string", "enum": list(SSE_FORMATS), "default": "pcm"}),
+        )
+    },
+    "/tts/pcm": {
+        "post": _op(
+            "Chunked raw s16le PCM; rate in X-Sample-Rate (real-time priority)", {"200": _ok("audio/pcm")}, TTS_BODY
+        )
+    },
+    "/ws/tts": {"get": _op("WebSocket: the data-channel protocol; audio as binary messages", {"101": _ok(JSON)})},
+    "/ws/telephony": {"get": _op("WebSocket: Twilio Media Streams (8 kHz mu-law)", {"101": _ok(JSON)})},
+    "/rtc/config": {"get": _op("ICE servers for clients", {"200": _ok(JSON)})},
+    "/rtc/offer": {
+        "post": _op(
+            "Negotiate a WebRTC peer: SDP offer in, answer and session id out",
+            {"200": _ok(JSON)},
+            {
+                "type": "object",
+                "required": ["sdp", "type"],
+                "properties": {
+                    "sdp": {"type": "string"},
+                    "type": {"type": "string", "enum": ["offer"]},
+                    "voice": {"type": "string"},
+                },
+            },
+        )
+    },
+    "/rtc/sessions/{session_id}": {
+        "delete": {
+            **_op("Hang up", {"200": _ok(JSON)}),
+            "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        }
+    },
+    "/openapi.json": {"get": _op("This description", {"200": _ok(JSON)})},
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "media-server", "version": "0.1.0", "description": "Real-time WebRTC voice media server"},
+        "paths": PATHS,
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", openapi)

@@ -1,0 +1,112 @@
+"""`GET /ws/telephony`: a Twilio Media Streams endpoint, so a phone call speaks with no glue.
+
+The telephony side sends Twilio's JSON events: `connected`, `start` (with the
+`streamSid`), `media` (caller audio: accepted and ignored, this server only
+speaks), `mark` (echoed back once all speech requested before it has been sent),
+`clear` (barge-in: stop speaking at once, drop queued text), `stop`. Text to
+speak arrives as our custom events on the same socket:
+`{"event": "speak", "text": "...", "id"?}`, `{"event": "append", "text": "..."}`,
+`{"event": "flush"}`. Audio leaves as `media` events carrying base64 8 kHz
+mu-law in 20 ms frames (160 bytes), paced in real time; after each utterance a
+`mark` named after its id; on `clear` a `clear` back so the far end flushes
+its own buffer. Protocol events (`started`, `audio_start`, `done`, `error`...)
+are sent as `{"event": <type>, ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from media_server.api.keys import ENGINE, SETTINGS
+from media_server.api.socket_output import Framing, SocketOutput
+from media_server.audio.codecs import MulawEncoder
+from media_server.audio.playout import PlayoutEvent
+from media_server.conversation import Conversation
+from media_server.errors import InvalidRequest, MediaServerError
+from media_server.protocol import Cancel, to_command
+
+log = logging.getLogger(__name__)
+
+RATE = 8000
+FRAME = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff")
+SPEECH_EVENTS = ("speak", "append", "flush")
+
+
+class TelephonyCall:
+    def __init__(self, ws: web.WebSocketResponse, conversation: Conversation) -> None:
+        self.ws = ws
+        self.stream_sid: str | None = None
+        self.conversation = conversation
+        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, ws.send_str, self._on_playout, FRAME)
+        conversation.bind(self._send_event)
+        conversation.attach(self.output)
+
+    def handle(self, raw: str) -> None:
+        try:
+            message = json.loads(raw)
+            if not isinstance(message, dict):
+                raise ValueError("expected a JSON object")
+        except ValueError as exc:
+            self.conversation.send_error(InvalidRequest(f"message: not a JSON object ({exc})"))
+            return
+        kind = message.get("event")
+        if kind == "start":
+            self.stream_sid = message.get("streamSid") or message.get("start", {}).get("streamSid")
+        elif kind == "mark":
+            echo = self._twilio("mark", mark=message.get("mark", {}))
+            self.conversation.after_queued(lambda: self.output.after_audio(echo))
+        elif kind == "clear":
+            self.conversation.dispatch(Cancel())
+            self.output.send_now(self._twilio("clear"))
+        elif kind in SPEECH_EVENTS:
+            self._speak(message)
+        elif kind not in ("connected", "media", "stop", "dtmf"):
+            self.conversation.send_error(InvalidRequest(f"event: unknown event {kind!r}"))
+
+    async def close(self) -> None:
+        await self.conversation.close()
+        await self.output.close()
+
+    def _speak(self, message: dict[str, Any]) -> None:
+        try:
+            self.conversation.dispatch(to_command({**message, "type": message["event"]}))
+        except MediaServerError as exc:
+            self.conversation.send_error(exc)
+
+    def _on_playout(self, event: PlayoutEvent) -> None:
+        self.conversation.on_playout(event)
+        if event.kind == "end":
+            self.output.send_now(self._twilio("mark", mark={"name": event.utterance_id}))
+
+    async def _send_media(self, frame: bytes) -> None:
+        await self.ws.send_str(self._twilio("media", media={"payload": base64.b64encode(frame).decode()}))
+
+    def _send_event(self, text: str) -> None:
+        event = json.loads(text)
+        self.output.send_now(json.dumps({"event": event.pop("type"), "streamSid": self.stream_sid, **event}))
+
+    def _twilio(self, event: str, **fields: Any) -> str:
+        return json.dumps({"event": event, "streamSid": self.stream_sid, **fields})
+
+
+async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
+    engine, settings = request.app[ENGINE], request.app[SETTINGS]
+    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    await ws.prepare(request)
+    call = TelephonyCall(ws, Conversation(engine, settings, voice=request.query.get("voice")))
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                call.handle(message.data)
+    finally:
+        await call.close()
+    return ws
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/telephony", ws_telephony)

@@ -1,0 +1,60 @@
+"""`GET /ws/tts`: the data-channel protocol over a WebSocket, audio as binary messages.
+
+Query: `format` (pcm | opus | mulaw; pcm is s16le), `sample_rate` (default
+24000 for pcm, 48000 for opus, 8000 for mulaw), `voice`. JSON text messages
+in both directions as on the data channel; each binary message is the encoded
+audio of one engine chunk (for opus, pages of one Ogg stream per connection).
+"""
+
+from __future__ import annotations
+
+from aiohttp import WSMsgType, web
+
+from media_server.api.keys import ENGINE, SETTINGS
+from media_server.api.socket_output import SocketOutput
+from media_server.audio.codecs import audio_format
+from media_server.conversation import Conversation
+from media_server.errors import InvalidRequest
+
+WS_FORMATS = ("pcm", "opus", "mulaw")
+DEFAULT_RATES = {"pcm": 24000, "opus": 48000, "mulaw": 8000}
+
+
+def _query_rate(request: web.Request, default: int) -> int:
+    raw = request.query.get("sample_rate")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 8000 <= int(raw) <= 48000:
+        raise InvalidRequest(f"sample_rate: {raw!r} is not a rate in 8000-48000 Hz")
+    return int(raw)
+
+
+async def ws_tts(request: web.Request) -> web.WebSocketResponse:
+    engine, settings = request.app[ENGINE], request.app[SETTINGS]
+    name = request.query.get("format", "pcm")
+    encoder = audio_format(name, field="format", allowed=WS_FORMATS).encoder(
+        _query_rate(request, DEFAULT_RATES.get(name, 24000))
+    )
+    voice = request.query.get("voice")
+    if voice:
+        engine.resolve_voice(voice)
+    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    await ws.prepare(request)
+    conversation = Conversation(engine, settings, voice=voice)
+    output = SocketOutput(encoder, ws.send_bytes, ws.send_str, conversation.on_playout)
+    conversation.bind(output.send_now)
+    conversation.attach(output)
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                conversation.handle(message.data)
+            elif message.type == WSMsgType.BINARY:
+                conversation.send_error(InvalidRequest("message: send JSON text messages, not binary"))
+    finally:
+        await conversation.close()
+        await output.close()
+    return ws
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/tts", ws_tts)
