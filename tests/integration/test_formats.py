@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import aiohttp
-import av
 import openai
 import pytest
+
+from tests.audio import decoded_duration_s
 
 MULTI_SENTENCE = " ".join(
     [
@@ -21,13 +21,6 @@ MULTI_SENTENCE = " ".join(
     ]
 )
 EXPECTED_S = (8.0, 20.0)
-
-
-def decoded_duration_s(data: bytes, container: str | None = None) -> float:
-    with av.open(io.BytesIO(data), format=container) as decoded:
-        stream = decoded.streams.audio[0]
-        samples = sum(frame.samples for frame in decoded.decode(stream))
-        return float(samples / stream.rate)
 
 
 @pytest.fixture

@@ -41,8 +41,7 @@ async def test_speak_plays_audio_as_long_as_done_says(peer: SpeechClient) -> Non
 @pytest.mark.asyncio
 async def test_appended_fragments_are_heard_before_the_last_one_is_sent(peer: SpeechClient) -> None:
     words = (
-        "The weather today is sunny and warm. Tomorrow it may rain in the afternoon. "
-        "On the weekend the sun comes back."
+        "The weather today is sunny and warm. Tomorrow it may rain in the afternoon. On the weekend the sun comes back."
     ).split(" ")
     first_sentence = words[:7]
     for word in first_sentence:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import time
 from typing import Any
 
 import aiohttp
-import av
 import pytest
+
+from tests.audio import decoded_samples
 
 SENTENCES = "Hello there, this is a WebSocket test. It has a second sentence. And a third one too."
 
@@ -35,7 +35,7 @@ class WsClient:
                 if message.type == aiohttp.WSMsgType.BINARY:
                     self.audio.append((now, message.data))
                     continue
-                event = json.loads(message.data)
+                event: dict[str, Any] = json.loads(message.data)
                 self.events.append((now, event))
                 if event.get(key) == kind:
                     return event
@@ -101,8 +101,7 @@ async def test_opus_is_one_ogg_stream(server_url: str) -> None:
         client = WsClient(ws)
         await client.send({"type": "speak", "text": SENTENCES})
         done = await client.until("done")
-    with av.open(io.BytesIO(b"".join(data for _, data in client.audio))) as ogg:
-        samples = sum(frame.samples for frame in ogg.decode(ogg.streams.audio[0]))
+    samples, _ = decoded_samples(b"".join(data for _, data in client.audio))
     assert samples / 48000 * 1000 == pytest.approx(done["audio_ms"], rel=0.05)
 
 
