@@ -16,6 +16,7 @@ from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.types import Priority, SynthesisRequest
 from media_server.errors import MediaServerError
+from media_server.observability.logging import configure_logging
 
 log = logging.getLogger("media_server")
 
@@ -54,12 +55,6 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 is normal")
     commands.add_parser("voices", help="list the voices of the configured backend")
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # ICE candidate chatter at INFO drowns the server's own lines.
-    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(settings: Settings) -> None:
@@ -107,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = {k: getattr(args, k, None) for k in ("host", "port", "unix", "tts_backend")}
         settings = Settings.from_env(**overrides)
-        _configure_logging(settings.log_level)
+        configure_logging(settings.log_level, json=settings.log_json)
         if args.command == "serve":
             _serve(settings)
         elif args.command == "say":

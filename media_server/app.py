@@ -16,9 +16,11 @@ from aiohttp import web
 
 from media_server.api import health, openapi, speech, static, telephony, websocket
 from media_server.api.errors import error_middleware
-from media_server.api.keys import ENGINE, SETTINGS
+from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
+from media_server.observability.logging import echo_request_id, request_id_middleware
+from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
 from signaling import routes as signaling_routes
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -54,12 +56,20 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: Settings, engine: EngineClient | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     engine = engine or EngineClient(settings)
+    metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
+    engine.observe(metrics)
+    app = web.Application(
+        middlewares=[metrics.middleware, request_id_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app.on_response_prepare.append(echo_request_id)
     app[SETTINGS] = settings
     app[ENGINE] = engine
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_handler(metrics))
     registry = PeerRegistry(
-        attach=speech_attacher(engine, settings),
+        attach=speech_attacher(engine, settings, metrics),
         ice_servers=settings.rtc_ice_servers,
         limits=RegistryLimits(
             max_peers=settings.max_peers,

@@ -23,6 +23,7 @@ class Settings:
     port: int = 8080
     unix: str | None = None
     log_level: str = "INFO"
+    log_json: bool = False
 
     tts_backend: str = "piper"
     piper_model: str | None = None
@@ -40,6 +41,8 @@ class Settings:
     onnx_threads: int = 1
     max_queue: int = 64
     engine_max_outstanding: int = 8
+    audio_cache_bytes: int = 64 * 1024 * 1024
+    loudness_lufs: float = -20.0
 
     max_text_chars: int = 5000
     max_body_bytes: int = 256 * 1024

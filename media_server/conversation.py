@@ -22,8 +22,10 @@ from media_server.audio.playout import PlayoutEvent
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
+from media_server.engine.pipeline import RequestTimings
 from media_server.engine.types import Pcm, Priority, SynthesisRequest
 from media_server.errors import Busy, MediaServerError, TextTooLong
+from media_server.observability.logging import LatencyBreakdown
 from media_server.protocol import (
     Append,
     Cancel,
@@ -37,6 +39,14 @@ from media_server.protocol import (
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
+
+
+class SessionObserver(Protocol):
+    """Per-event numbers a conversation reports (metrics)."""
+
+    def observe_ttfa(self, route: str, seconds: float) -> None: ...
+
+    def observe_chunk_gap(self, route: str, seconds: float) -> None: ...
 
 
 class AudioOutput(Protocol):
@@ -63,6 +73,8 @@ class Utterance:
     text_at: float | None = None
     chars: int = 0
     failed: bool = False
+    timings: RequestTimings | None = None
+    first_sent_at: float | None = None
 
     def add_text(self, text: str) -> None:
         if self.text_at is None:
@@ -81,7 +93,11 @@ class Conversation:
         settings: Settings,
         voice: str | None = None,
         on_activity: Callable[[], None] = lambda: None,
+        route: str = "webrtc",
+        observer: SessionObserver | None = None,
     ) -> None:
+        self.route = route
+        self._observer = observer
         self._engine = engine
         self._settings = settings
         self._voice = voice
@@ -147,14 +163,19 @@ class Conversation:
         utterance = self._live.get(playout.utterance_id)
         if utterance is None:
             return
+        now = time.monotonic()
         if playout.kind == "start":
-            ttfa_ms = (time.monotonic() - (utterance.text_at or time.monotonic())) * 1000
-            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_ms, 1))
+            utterance.first_sent_at = now
+            ttfa_s = now - (utterance.text_at or now)
+            if self._observer is not None:
+                self._observer.observe_ttfa(self.route, ttfa_s)
+            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_s * 1000, 1))
             return
         del self._live[utterance.id]
         if not utterance.failed:
             played_ms = playout.played_samples * 1000 // self._sample_rate()
             self._send("done", id=utterance.id, audio_ms=played_ms)
+            self._log_breakdown(utterance, now, playout.played_samples / self._sample_rate())
         for action in self._after.pop(utterance.id, []):
             action()
 
@@ -238,15 +259,22 @@ class Conversation:
     async def _play(self, utterance: Utterance) -> None:
         assert self._output is not None
         output = self._output
-        self._send("started", id=utterance.id)
         resampler: Resampler | None = None
+        last_chunk_at: float | None = None
         try:
             while (text := await utterance.texts.get()) is not None:
                 request = SynthesisRequest(
                     text=text, voice=utterance.voice, speed=utterance.speed, priority=Priority.REALTIME
                 )
                 async with self._engine.stream(request) as chunks:
+                    if utterance.timings is None:
+                        utterance.timings = chunks.timings
+                        self._send("started", id=utterance.id, voice=chunks.voice.id, language=chunks.language)
                     async for chunk in chunks:
+                        now = time.monotonic()
+                        if last_chunk_at is not None and self._observer is not None:
+                            self._observer.observe_chunk_gap(self.route, now - last_chunk_at)
+                        last_chunk_at = now
                         resampler = resampler or Resampler(chunk.sample_rate, output.sample_rate)
                         await output.write(utterance.id, resampler.process(chunk.pcm))
         except MediaServerError as exc:
@@ -255,6 +283,22 @@ class Conversation:
         if resampler is not None:
             await output.write(utterance.id, resampler.flush())
         output.end(utterance.id)
+
+    def _log_breakdown(self, utterance: Utterance, now: float, audio_s: float) -> None:
+        timings = utterance.timings or RequestTimings()
+        received = utterance.text_at or now
+        LatencyBreakdown(
+            utterance_id=utterance.id,
+            route=self.route,
+            text_chars=utterance.chars,
+            text_prep_s=timings.text_prep_s,
+            queue_wait_s=timings.queue_wait_s,
+            first_chunk_s=timings.first_step_s,
+            encode_s=0.0,
+            first_send_s=(utterance.first_sent_at or now) - received,
+            total_s=now - received,
+            audio_s=audio_s,
+        ).log(log)
 
     def _send(self, kind: str, **fields: Any) -> None:
         if self._send_text is not None:

@@ -45,6 +45,10 @@ class UnsupportedFormat(InvalidRequest):
     code = "unsupported_format"
 
 
+class UnsupportedLanguage(InvalidRequest):
+    code = "unsupported_language"
+
+
 class NotFound(MediaServerError):
     code = "not_found"
     status = 404

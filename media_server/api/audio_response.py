@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from media_server.api.keys import ENGINE
+from media_server.api.keys import ENGINE, METRICS
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.resample import Resampler
 from media_server.audio.wav import wav_header
@@ -47,22 +47,30 @@ async def _started(request: web.Request, synth: SynthesisRequest) -> ChunkStream
     return chunks
 
 
+def _first_audio(request: web.Request, route: str, synth: SynthesisRequest) -> float:
+    """Record the route's time to first audio; returns the moment."""
+    now = time.monotonic()
+    request.app[METRICS].observe_ttfa(route, now - synth.received_at)
+    return now
+
+
 async def stream_audio(
     request: web.Request,
     synth: SynthesisRequest,
     encoder: StreamEncoder,
+    route: str,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Encoded audio with chunked transfer, written as the engine makes it."""
     async with await _started(request, synth) as chunks:
-        response = web.StreamResponse(
-            headers={"Content-Type": encoder.content_type, "X-Request-Id": synth.id, **(headers or {})}
-        )
+        response = web.StreamResponse(headers={"Content-Type": encoder.content_type, **(headers or {})})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        first_at: float | None = None
         try:
             async for piece in encoded_pieces(chunks, encoder):
                 if piece:
+                    first_at = first_at or _first_audio(request, route, synth)
                     await response.write(piece)
         except MediaServerError as exc:
             log.warning("request %s failed mid-stream: %s", synth.id, exc.message)
@@ -72,15 +80,9 @@ async def stream_audio(
 class EventStream:
     """A `text/event-stream` response."""
 
-    def __init__(self, request: web.Request, request_id: str) -> None:
+    def __init__(self, request: web.Request) -> None:
         self._request = request
-        self.response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Request-Id": request_id,
-            }
-        )
+        self.response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
 
     async def open(self) -> None:
         await self.response.prepare(self._request)
@@ -91,11 +93,11 @@ class EventStream:
 
 
 async def stream_events(
-    request: web.Request, synth: SynthesisRequest, encoder: StreamEncoder, openai_style: bool
+    request: web.Request, synth: SynthesisRequest, encoder: StreamEncoder, route: str, openai_style: bool
 ) -> web.StreamResponse:
     """Audio as SSE: OpenAI's `speech.audio.delta`/`done`, or the prototype's `audio`/`done` events."""
     async with await _started(request, synth) as chunks:
-        events = EventStream(request, synth.id)
+        events = EventStream(request)
         await events.open()
         first_at: float | None = None
         audio_bytes = 0
@@ -104,7 +106,7 @@ async def stream_events(
             async for piece in encoded_pieces(chunks, encoder):
                 if not piece:
                     continue
-                first_at = first_at or time.monotonic()
+                first_at = first_at or _first_audio(request, route, synth)
                 audio_bytes += len(piece)
                 audio = base64.b64encode(piece).decode()
                 if openai_style:
@@ -147,5 +149,5 @@ async def whole_audio(
     return web.Response(
         body=header + data,
         content_type=WHOLE_FORMATS[audio_format],
-        headers={"X-Request-Id": synth.id, "X-Sample-Rate": str(rate)},
+        headers={"X-Sample-Rate": str(rate)},
     )

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
+from media_server.observability.metrics import Metrics
 
 ENGINE = web.AppKey("engine", EngineClient)
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)

@@ -47,8 +47,8 @@ async def openai_speech(request: web.Request) -> web.StreamResponse:
     )
     encoder = spec.encoder(OPENAI_PCM_RATE)
     if stream_format == "sse":
-        return await stream_events(request, synth, encoder, openai_style=True)
-    return await stream_audio(request, synth, encoder)
+        return await stream_events(request, synth, encoder, "speech_sse", openai_style=True)
+    return await stream_audio(request, synth, encoder, "speech")
 
 
 async def models(request: web.Request) -> web.Response:
@@ -92,14 +92,14 @@ async def tts_stream(request: web.Request) -> web.StreamResponse:
     synth = _tts_request(body, Priority.REALTIME)
     spec = audio_format(with_default(body, "format", str, "pcm"), field="format", allowed=SSE_FORMATS)
     rate = _sample_rate(body) or request.app[ENGINE].resolve_voice(synth.voice).sample_rate
-    return await stream_events(request, synth, spec.encoder(rate), openai_style=False)
+    return await stream_events(request, synth, spec.encoder(rate), "sse", openai_style=False)
 
 
 async def tts_pcm(request: web.Request) -> web.StreamResponse:
     body = await json_object(request)
     synth = _tts_request(body, Priority.REALTIME)
     rate = _sample_rate(body) or request.app[ENGINE].resolve_voice(synth.voice).sample_rate
-    return await stream_audio(request, synth, PcmEncoder(rate), headers={"X-Sample-Rate": str(rate)})
+    return await stream_audio(request, synth, PcmEncoder(rate), "pcm", headers={"X-Sample-Rate": str(rate)})
 
 
 def add_routes(app: web.Application) -> None:

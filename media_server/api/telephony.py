@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from media_server.api.keys import ENGINE, SETTINGS
+from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.api.socket_output import Framing, SocketOutput
 from media_server.audio.codecs import MulawEncoder
 from media_server.audio.playout import PlayoutEvent
@@ -33,6 +33,7 @@ from media_server.protocol import Cancel, to_command
 log = logging.getLogger(__name__)
 
 RATE = 8000
+ROUTE = "telephony"
 FRAME = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff")
 SPEECH_EVENTS = ("speak", "append", "flush")
 
@@ -95,16 +96,18 @@ class TelephonyCall:
 
 
 async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
-    engine, settings = request.app[ENGINE], request.app[SETTINGS]
+    engine, settings, metrics = request.app[ENGINE], request.app[SETTINGS], request.app[METRICS]
     ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
-    call = TelephonyCall(ws, Conversation(engine, settings, voice=request.query.get("voice")))
-    try:
-        async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                call.handle(message.data)
-    finally:
-        await call.close()
+    conversation = Conversation(engine, settings, voice=request.query.get("voice"), route=ROUTE, observer=metrics)
+    call = TelephonyCall(ws, conversation)
+    with metrics.session(ROUTE):
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    call.handle(message.data)
+        finally:
+            await call.close()
     return ws
 
 

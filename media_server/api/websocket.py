@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import WSMsgType, web
 
-from media_server.api.keys import ENGINE, SETTINGS
+from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.api.socket_output import SocketOutput
 from media_server.audio.codecs import audio_format
 from media_server.conversation import Conversation
@@ -18,6 +18,7 @@ from media_server.errors import InvalidRequest
 
 WS_FORMATS = ("pcm", "opus", "mulaw")
 DEFAULT_RATES = {"pcm": 24000, "opus": 48000, "mulaw": 8000}
+ROUTE = "ws"
 
 
 def _query_rate(request: web.Request, default: int) -> int:
@@ -30,7 +31,7 @@ def _query_rate(request: web.Request, default: int) -> int:
 
 
 async def ws_tts(request: web.Request) -> web.WebSocketResponse:
-    engine, settings = request.app[ENGINE], request.app[SETTINGS]
+    engine, settings, metrics = request.app[ENGINE], request.app[SETTINGS], request.app[METRICS]
     name = request.query.get("format", "pcm")
     encoder = audio_format(name, field="format", allowed=WS_FORMATS).encoder(
         _query_rate(request, DEFAULT_RATES.get(name, 24000))
@@ -40,19 +41,20 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
         engine.resolve_voice(voice)
     ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
     await ws.prepare(request)
-    conversation = Conversation(engine, settings, voice=voice)
+    conversation = Conversation(engine, settings, voice=voice, route=ROUTE, observer=metrics)
     output = SocketOutput(encoder, ws.send_bytes, ws.send_str, conversation.on_playout)
     conversation.bind(output.send_now)
     conversation.attach(output)
-    try:
-        async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                conversation.handle(message.data)
-            elif message.type == WSMsgType.BINARY:
-                conversation.send_error(InvalidRequest("message: send JSON text messages, not binary"))
-    finally:
-        await conversation.close()
-        await output.close()
+    with metrics.session(ROUTE):
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    conversation.handle(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    conversation.send_error(InvalidRequest("message: send JSON text messages, not binary"))
+        finally:
+            await conversation.close()
+            await output.close()
     return ws
 
 

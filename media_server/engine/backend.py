@@ -26,6 +26,8 @@ class Backend(Protocol[S]):
     """How many sequences one `step` may advance together."""
     max_sequences: int | None
     """How many sequences may be open at once (None: no limit)."""
+    native_speed: bool
+    """Whether the backend honours `request.speed` itself (else the engine stretches its audio)."""
 
     def load(self) -> None:
         """Load weights and warm up; blocking, called once from a worker thread."""

@@ -16,25 +16,47 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
+from media_server.audio.effects import loudness_gain
 from media_server.config import Settings
 from media_server.engine.backend import Backend
 from media_server.engine.backends import create_backend
+from media_server.engine.cache import AudioCache
+from media_server.engine.observer import EngineObserver
+from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.scheduler import Scheduler, StepResult
-from media_server.engine.types import AudioChunk, EngineStats, SynthesisRequest, Voice
-from media_server.errors import EngineError, InvalidRequest, NotReady, TextTooLong, UnknownVoice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, SynthesisRequest, Voice
+from media_server.errors import (
+    EngineError,
+    InvalidRequest,
+    NotReady,
+    TextTooLong,
+    UnknownVoice,
+    UnsupportedLanguage,
+)
+from media_server.text.langid import detect_language
 
 log = logging.getLogger(__name__)
 
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
+LOUDNESS_PROBE = "This is how this voice sounds when it reads a sentence aloud."
+# Detected languages below this confidence fall back to the voice's own: short
+# texts are often ambiguous, and refusing them would be worse than a guess.
+AUTO_LANGUAGE_CONFIDENCE = 0.8
+DETERMINISTIC_BACKENDS = frozenset({"piper"})
 
 
 class ChunkStream:
     """The audio of one admitted request, as an async iterator and context manager."""
 
-    def __init__(self, engine: EngineClient, request: SynthesisRequest, sample_rate: int) -> None:
-        self.request = request
-        self.sample_rate = sample_rate
+    def __init__(self, engine: EngineClient, pipeline: RequestPipeline) -> None:
+        self.request = pipeline.request
+        self.voice = pipeline.voice
+        self.language = pipeline.language
+        self.timings = pipeline.timings
+        self.sample_rate = pipeline.voice.sample_rate
         self._engine = engine
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[StepResult] = asyncio.Queue()
@@ -72,9 +94,7 @@ class ChunkStream:
             raise StopAsyncIteration
         assert not isinstance(result, BaseException)
         self._engine.consumed(self.request.id)
-        chunk = AudioChunk(
-            pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index
-        )
+        chunk = AudioChunk(pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index)
         self._index += 1
         return chunk
 
@@ -93,7 +113,7 @@ class ChunkStream:
 
 
 class EngineClient:
-    """Owns one backend and the scheduler that drives it."""
+    """Owns one backend, the scheduler that drives it, and the audio cache."""
 
     def __init__(self, settings: Settings, backend: Backend[Any] | None = None) -> None:
         self._settings = settings
@@ -104,21 +124,44 @@ class EngineClient:
             max_queue=settings.max_queue,
             max_outstanding=settings.engine_max_outstanding,
         )
+        self._cache = AudioCache(settings.audio_cache_bytes, deterministic_backends=DETERMINISTIC_BACKENDS)
         self._voices: dict[str, Voice] = {}
+        self._gains: dict[str, float] = {}
         self._ready = False
 
     @property
     def backend_name(self) -> str:
         return self._backend.name
 
+    def observe(self, observer: EngineObserver) -> None:
+        """Report per-step events to `observer` (metrics)."""
+        self._scheduler.observer = observer
+
     async def start(self) -> float:
         """Load and warm the backend off the event loop; returns the seconds it took."""
         started = time.monotonic()
-        await asyncio.to_thread(self._backend.load)
-        self._voices = {voice.id: voice for voice in self._backend.voices()}
+        await asyncio.to_thread(self._load)
         self._scheduler.start()
         self._ready = True
         return time.monotonic() - started
+
+    def _load(self) -> None:
+        self._backend.load()
+        detect_language("warm up")
+        self._voices = {voice.id: voice for voice in self._backend.voices()}
+        for voice in self._voices.values():
+            self._gains[voice.id] = self._measure_gain(voice)
+
+    def _measure_gain(self, voice: Voice) -> float:
+        """The gain that brings `voice` to the target loudness, measured on a sample sentence."""
+        sequence = self._backend.open(SynthesisRequest(text=LOUDNESS_PROBE, voice=voice.id), voice)
+        parts: list[Pcm] = []
+        try:
+            while (pcm := self._backend.step([sequence])[0]) is not None:
+                parts.append(pcm)
+        finally:
+            self._backend.close(sequence)
+        return loudness_gain(np.concatenate(parts), voice.sample_rate, self._settings.loudness_lufs)
 
     async def stop(self) -> None:
         self._ready = False
@@ -130,33 +173,58 @@ class EngineClient:
     def voices(self) -> Sequence[Voice]:
         return tuple(self._voices.values())
 
-    def resolve_voice(self, voice_id: str | None) -> Voice:
+    def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
+        """The voice named `voice_id`, or the first that speaks `language`, or the default one."""
         if not self._ready:
             raise NotReady("the speech backend is still loading")
-        if voice_id is None or voice_id in ("", "default"):
-            return next(iter(self._voices.values()))
-        voice = self._voices.get(voice_id)
+        if voice_id in (None, "", "default"):
+            if language is None:
+                return next(iter(self._voices.values()))
+            speakers = [voice for voice in self._voices.values() if _speaks(voice, language)]
+            if not speakers:
+                spoken = ", ".join(sorted({code for v in self._voices.values() for code in v.languages}))
+                raise UnsupportedLanguage(f"language: no loaded voice speaks {language!r}; they speak {spoken}")
+            return speakers[0]
+        voice = self._voices.get(voice_id or "")
         if voice is None:
             known = ", ".join(sorted(self._voices))
             raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
+        if language is not None and not _speaks(voice, language):
+            raise UnsupportedLanguage(
+                f"language: voice {voice.id!r} speaks {', '.join(voice.languages)}, not {language!r}"
+            )
         return voice
 
     def validate_text(self, text: str) -> None:
         if not text.strip():
             raise InvalidRequest("text: must not be empty")
         if len(text) > self._settings.max_text_chars:
-            raise TextTooLong(
-                f"text: {len(text)} characters is over the limit of {self._settings.max_text_chars}"
-            )
+            raise TextTooLong(f"text: {len(text)} characters is over the limit of {self._settings.max_text_chars}")
+
+    def language_of(self, request: SynthesisRequest) -> str:
+        """The request's language: as given, or detected from its text when "auto"."""
+        if request.language.strip().lower() not in ("", "auto"):
+            return request.language.strip()
+        fallback = self.resolve_voice(request.voice).languages[0]
+        return detect_language(request.text, default=fallback, min_confidence=AUTO_LANGUAGE_CONFIDENCE)
 
     def stream(self, request: SynthesisRequest) -> ChunkStream:
         """Validate and admit `request`; raises MediaServerError subclasses on refusal."""
         self.validate_text(request.text)
         if not MIN_SPEED <= request.speed <= MAX_SPEED:
             raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
-        voice = self.resolve_voice(request.voice)
-        chunks = ChunkStream(self, request, voice.sample_rate)
-        self._scheduler.submit(request, voice, chunks.deliver)
+        language = self.language_of(request)
+        voice = self.resolve_voice(request.voice, language)
+        pipeline = RequestPipeline(
+            request,
+            voice,
+            language,
+            gain=self._gains.get(voice.id, 1.0),
+            cache=self._cache,
+            native_speed=self._backend.native_speed,
+        )
+        chunks = ChunkStream(self, pipeline)
+        self._scheduler.submit(pipeline, chunks.deliver)
         return chunks
 
     def abort(self, request_id: str) -> None:
@@ -182,4 +250,10 @@ class EngineClient:
             last_batch=counters.last_batch,
             audio_s=counters.audio_s,
             busy_s=counters.busy_s,
+            cache_bytes=self._cache.stats().bytes,
         )
+
+
+def _speaks(voice: Voice, language: str) -> bool:
+    wanted = language.lower()
+    return any(code.lower() in (wanted, wanted.split("-")[0]) for code in voice.languages)

@@ -10,7 +10,8 @@ its arrival, so it beats jobs that already have audio buffered: that keeps
 time-to-first-audio low under load. Jobs join and leave batches at step
 boundaries (continuous batching); a job needs a free sequence slot
 (`Backend.max_sequences`) before it is first opened, and the most urgent
-waiting job gets the next free slot.
+waiting job gets the next free slot. A job whose audio is in the cache is
+replayed from it, one chunk per step, without touching the backend.
 
 Back-pressure: a job whose consumer has not taken `max_outstanding` chunks
 is parked (not stepped) until it does, so a slow reader costs a bounded
@@ -27,12 +28,16 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from media_server.engine.backend import Backend
-from media_server.engine.types import Pcm, SynthesisRequest, Voice
+from media_server.engine.observer import EngineObserver, NoObserver
+from media_server.engine.pipeline import RequestPipeline
+from media_server.engine.types import Pcm
 from media_server.errors import Busy
 
 log = logging.getLogger(__name__)
@@ -40,24 +45,30 @@ log = logging.getLogger(__name__)
 StepResult = Pcm | None | BaseException
 """What a job reports after each step: audio, None when finished, or the error."""
 Sink = Callable[[StepResult], None]
+HeapEntry = tuple[tuple[int, float, int], "_Job"]
 
 
 @dataclass
 class _Job:
-    request: SynthesisRequest
-    voice: Voice
+    pipeline: RequestPipeline
     sink: Sink
     seq: int
     deadline: float
+    opened: bool = False
     sequence: Any = None
+    replay: Iterator[Pcm] | None = None
     first_audio_at: float | None = None
     audio_s: float = 0.0
     cancelled: bool = False
     outstanding: int = 0
     parked: bool = False
 
+    @property
+    def id(self) -> str:
+        return self.pipeline.request.id
+
     def key(self) -> tuple[int, float, int]:
-        return (int(self.request.priority), self.deadline, self.seq)
+        return (int(self.pipeline.request.priority), self.deadline, self.seq)
 
 
 @dataclass
@@ -75,13 +86,21 @@ class SchedulerCounters:
 class Scheduler:
     """Runs a backend's steps on `workers` threads in priority/deadline order."""
 
-    def __init__(self, backend: Backend[Any], workers: int, max_queue: int, max_outstanding: int = 8) -> None:
+    def __init__(
+        self,
+        backend: Backend[Any],
+        workers: int,
+        max_queue: int,
+        max_outstanding: int = 8,
+        observer: EngineObserver | None = None,
+    ) -> None:
         self._backend = backend
         self._workers = workers
         self.max_queue = max_queue
         self._max_outstanding = max_outstanding
+        self.observer: EngineObserver = observer or NoObserver()
         self._cond = threading.Condition()
-        self._heap: list[tuple[tuple[int, float, int], _Job]] = []
+        self._heap: list[HeapEntry] = []
         self._jobs: dict[str, _Job] = {}
         self._open = 0
         self._running = 0
@@ -105,7 +124,8 @@ class Scheduler:
             thread.join(timeout=10)
         self._threads.clear()
 
-    def submit(self, request: SynthesisRequest, voice: Voice, sink: Sink) -> None:
+    def submit(self, pipeline: RequestPipeline, sink: Sink) -> None:
+        request = pipeline.request
         with self._cond:
             if len(self._jobs) >= self.max_queue:
                 self.counters.refused += 1
@@ -114,7 +134,7 @@ class Scheduler:
                     retry_after_s=1.0,
                 )
             self._seq += 1
-            job = _Job(request, voice, sink, self._seq, deadline=request.received_at)
+            job = _Job(pipeline, sink, self._seq, deadline=request.received_at)
             self._jobs[request.id] = job
             heapq.heappush(self._heap, (job.key(), job))
             self._cond.notify()
@@ -126,6 +146,8 @@ class Scheduler:
                 return
             job.cancelled = True
             self.counters.cancelled += 1
+            if job.parked:
+                heapq.heappush(self._heap, (job.key(), job))
             self._cond.notify()
 
     def consumed(self, request_id: str) -> None:
@@ -169,26 +191,26 @@ class Scheduler:
                 self._cond.wait()
             return None
 
-    def _select(self) -> tuple[list[_Job], list[tuple[tuple[int, float, int], _Job]], list[_Job]]:
+    def _select(self) -> tuple[list[_Job], list[HeapEntry], list[_Job]]:
         batch: list[_Job] = []
-        skipped: list[tuple[tuple[int, float, int], _Job]] = []
+        skipped: list[HeapEntry] = []
         closing: list[_Job] = []
-        opening = 0
         limit = self._backend.max_sequences
         while self._heap and len(batch) < self._backend.max_batch:
             entry = heapq.heappop(self._heap)
             job = entry[1]
             if job.cancelled:
-                if job.sequence is not None:
+                if job.opened:
+                    job.opened = False
                     closing.append(job)
                 continue
-            if job.sequence is None and limit is not None and self._open + opening >= limit:
-                skipped.append(entry)
-                continue
-            if job.sequence is None:
-                opening += 1
+            if not job.opened:
+                if limit is not None and self._open >= limit:
+                    skipped.append(entry)
+                    continue
+                job.opened = True
+                self._open += 1
             batch.append(job)
-        self._open += opening
         return batch, skipped, closing
 
     def _run(self) -> None:
@@ -202,21 +224,48 @@ class Scheduler:
                 self._after_step(batch, results, time.monotonic() - started)
 
     def _step(self, batch: list[_Job]) -> list[StepResult]:
-        try:
-            for job in batch:
-                if job.sequence is None:
-                    job.sequence = self._backend.open(job.request, job.voice)
-            return list(self._backend.step([job.sequence for job in batch]))
-        except Exception as exc:
-            log.exception("synthesis step failed for %s", ", ".join(job.request.id for job in batch))
-            return [exc] * len(batch)
+        results: list[StepResult] = [None] * len(batch)
+        on_model: list[int] = []
+        for i, job in enumerate(batch):
+            try:
+                if job.sequence is None and job.replay is None:
+                    self._begin(job)
+            except Exception as exc:
+                log.exception("could not start %s", job.id)
+                results[i] = exc
+                continue
+            if job.replay is not None:
+                results[i] = next(job.replay, None)
+            else:
+                on_model.append(i)
+        if on_model:
+            try:
+                made = self._backend.step([batch[i].sequence for i in on_model])
+                for i, pcm in zip(on_model, made, strict=True):
+                    results[i] = pcm if pcm is None else batch[i].pipeline.process(pcm)
+            except Exception as exc:
+                log.exception("synthesis step failed for %s", ", ".join(batch[i].id for i in on_model))
+                for i in on_model:
+                    results[i] = exc
+        return results
+
+    def _begin(self, job: _Job) -> None:
+        pipeline = job.pipeline
+        prepared, cached = pipeline.begin()
+        self.observer.observe_queue_wait(pipeline.request.priority, pipeline.timings.queue_wait_s)
+        if pipeline.cache_hit is not None:
+            self.observer.record_cache_lookup("audio", pipeline.cache_hit)
+        if cached is not None:
+            job.replay = iter(cached)
+        else:
+            job.sequence = self._backend.open(prepared, pipeline.voice)
 
     def _close(self, job: _Job) -> None:
         if job.sequence is not None:
             try:
                 self._backend.close(job.sequence)
             except Exception:
-                log.exception("closing the sequence of %s failed", job.request.id)
+                log.exception("closing the sequence of %s failed", job.id)
             job.sequence = None
         with self._cond:
             self._open -= 1
@@ -224,7 +273,8 @@ class Scheduler:
 
     def _after_step(self, batch: list[_Job], results: list[StepResult], step_s: float) -> None:
         deliveries: list[tuple[_Job, StepResult]] = []
-        finished: list[_Job] = []
+        finished: list[tuple[_Job, StepResult]] = []
+        made_s = 0.0
         with self._cond:
             self._running -= len(batch)
             self.counters.steps += 1
@@ -232,22 +282,19 @@ class Scheduler:
             self.counters.last_batch = len(batch)
             now = time.monotonic()
             for job, result in zip(batch, results, strict=True):
-                if job.cancelled or result is None or isinstance(result, BaseException):
-                    finished.append(job)
+                if job.first_audio_at is None and job.audio_s == 0.0:
+                    job.pipeline.timings.first_step_s = step_s
+                if job.cancelled or not isinstance(result, np.ndarray):
+                    finished.append((job, result))
                     if not job.cancelled:
-                        self._jobs.pop(job.request.id, None)
-                        if result is None:
-                            self.counters.completed += 1
-                        else:
-                            self.counters.failed += 1
+                        self._finish(job, result)
                         deliveries.append((job, result))
                     continue
                 if len(result):
-                    if job.first_audio_at is None:
-                        job.first_audio_at = now
-                    seconds = len(result) / job.voice.sample_rate
+                    seconds = len(result) / job.pipeline.voice.sample_rate
+                    made_s += seconds
+                    job.first_audio_at = job.first_audio_at or now
                     job.audio_s += seconds
-                    self.counters.audio_s += seconds
                     job.deadline = job.first_audio_at + job.audio_s
                     job.outstanding += 1
                     deliveries.append((job, result))
@@ -255,8 +302,19 @@ class Scheduler:
                     job.parked = True
                 else:
                     heapq.heappush(self._heap, (job.key(), job))
+            self.counters.audio_s += made_s
             self._cond.notify_all()
-        for job in finished:
+        self.observer.observe_step(step_s, len(batch), made_s)
+        for job, result in finished:
+            if result is None and not job.cancelled:
+                job.pipeline.complete()
             self._close(job)
         for job, result in deliveries:
             job.sink(result)
+
+    def _finish(self, job: _Job, result: StepResult) -> None:
+        self._jobs.pop(job.id, None)
+        if result is None:
+            self.counters.completed += 1
+        else:
+            self.counters.failed += 1

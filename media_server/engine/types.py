@@ -86,3 +86,4 @@ class EngineStats:
     last_batch: int
     audio_s: float
     busy_s: float
+    cache_bytes: int

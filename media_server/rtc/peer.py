@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from aiortc import RTCDataChannel
@@ -11,23 +12,27 @@ from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.engine.client import EngineClient
 from media_server.errors import InvalidRequest
-from media_server.rtc.track import SpeechTrack
+from media_server.observability.metrics import Metrics
+from media_server.rtc.track import ROUTE, SpeechTrack
 from signaling.registry import Attach, Peer
 
 
 class RtcSession:
     """The media side of one peer: a conversation playing into a speech track."""
 
-    def __init__(self, conversation: Conversation, track: SpeechTrack) -> None:
+    def __init__(self, conversation: Conversation, track: SpeechTrack, metrics: Metrics) -> None:
         self.conversation = conversation
         self.track = track
+        self._live = ExitStack()
+        self._live.enter_context(metrics.session(ROUTE))
 
     async def close(self) -> None:
         await self.conversation.close()
         self.track.stop()
+        self._live.close()
 
 
-def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
+def speech_attacher(engine: EngineClient, settings: Settings, metrics: Metrics) -> Attach:
     """The signaling callback that gives each new peer a conversation and a track."""
 
     async def attach(peer: Peer, options: Mapping[str, Any]) -> RtcSession:
@@ -36,8 +41,10 @@ def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
             raise InvalidRequest("voice: must be a string")
         if voice:
             engine.resolve_voice(voice)
-        conversation = Conversation(engine, settings, voice=voice, on_activity=peer.touch)
-        track = SpeechTrack(on_event=conversation.on_playout)
+        conversation = Conversation(
+            engine, settings, voice=voice, on_activity=peer.touch, route=ROUTE, observer=metrics
+        )
+        track = SpeechTrack(on_event=conversation.on_playout, observer=metrics)
         peer.pc.addTrack(track)
         conversation.attach(track)
 
@@ -50,6 +57,6 @@ def speech_attacher(engine: EngineClient, settings: Settings) -> Attach:
             conversation.bind(send)
             channel.on("message", conversation.handle)
 
-        return RtcSession(conversation, track)
+        return RtcSession(conversation, track, metrics)
 
     return attach

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from fractions import Fraction
+from typing import Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
@@ -23,14 +24,30 @@ from media_server.rtc.pacer import Pacer
 
 TIME_BASE = Fraction(1, RTC_RATE)
 MAX_AHEAD_S = 20.0
+ROUTE = "webrtc"
+
+
+class TrackObserver(Protocol):
+    """Per-frame numbers a track reports (metrics)."""
+
+    def observe_track_lag(self, seconds: float) -> None: ...
+
+    def record_underrun(self, route: str, silence_s: float) -> None: ...
 
 
 class SpeechTrack(MediaStreamTrack):
     kind = "audio"
     sample_rate = RTC_RATE
 
-    def __init__(self, on_event: Callable[[PlayoutEvent], None], max_ahead_s: float = MAX_AHEAD_S) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[PlayoutEvent], None],
+        observer: TrackObserver | None = None,
+        max_ahead_s: float = MAX_AHEAD_S,
+    ) -> None:
         super().__init__()
+        self._observer = observer
+        self._gap_frames = 0
         self.buffer = PlayoutBuffer()
         self.pacer = Pacer(FRAME_S)
         self._on_event = on_event
@@ -58,9 +75,11 @@ class SpeechTrack(MediaStreamTrack):
         delay = self.pacer.next_delay()
         if delay > 0:
             await asyncio.sleep(delay)
+        underruns = self.buffer.underrun_frames
         pcm, events = self.buffer.next_frame()
         if self.buffer.buffered_samples <= self._max_ahead:
             self._room.set()
+        self._observe(underrun=self.buffer.underrun_frames > underruns)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RTC_RATE
         frame.pts = self._pts
@@ -69,3 +88,14 @@ class SpeechTrack(MediaStreamTrack):
         for event in events:
             self._on_event(event)
         return frame
+
+    def _observe(self, underrun: bool) -> None:
+        """Report the pacing lag, and each gap of silence inside an utterance once it ends."""
+        if self._observer is None:
+            return
+        self._observer.observe_track_lag(self.pacer.lag_s())
+        if underrun:
+            self._gap_frames += 1
+        elif self._gap_frames:
+            self._observer.record_underrun(ROUTE, self._gap_frames * FRAME_S)
+            self._gap_frames = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import openai
@@ -24,8 +25,9 @@ EXPECTED_S = (8.0, 20.0)
 
 
 @pytest.fixture
-def client(server_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server_url + "/v1", api_key="unused")
+def client(server_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server_url + "/v1", api_key="unused") as sdk:
+        yield sdk
 
 
 @pytest.mark.parametrize("response_format", ["wav", "opus", "mp3", "flac", "aac", "pcm"])
@@ -50,7 +52,7 @@ def test_streaming_response_starts_before_synthesis_ends(client: openai.OpenAI, 
     with client.audio.speech.with_streaming_response.create(
         model="gpt-4o-mini-tts",
         voice="alloy",
-        input=MULTI_SENTENCE,
+        input=f"Streaming {response_format}. {MULTI_SENTENCE}",  # not cached: made as it streams
         response_format=response_format,  # type: ignore[arg-type]
     ) as response:
         for piece in response.iter_bytes():
@@ -79,7 +81,7 @@ async def test_openai_sse_stream_format(server_url: str) -> None:
 async def test_tts_stream_sends_the_first_event_before_synthesis_ends(server_url: str) -> None:
     async with (
         aiohttp.ClientSession(server_url) as http,
-        http.post("/tts/stream", json={"text": MULTI_SENTENCE}) as resp,
+        http.post("/tts/stream", json={"text": f"Server sent events. {MULTI_SENTENCE}"}) as resp,
     ):
         assert resp.status == 200
         lines = [line.decode().strip() async for line in resp.content]
@@ -95,7 +97,7 @@ async def test_tts_stream_sends_the_first_event_before_synthesis_ends(server_url
 @pytest.mark.asyncio
 async def test_tts_pcm_streams_chunks_with_its_rate(server_url: str) -> None:
     async with aiohttp.ClientSession(server_url) as http:
-        async with http.post("/tts/pcm", json={"text": MULTI_SENTENCE, "sample_rate": 16000}) as resp:
+        async with http.post("/tts/pcm", json={"text": f"Raw PCM. {MULTI_SENTENCE}", "sample_rate": 16000}) as resp:
             assert resp.headers["X-Sample-Rate"] == "16000"
             arrivals: list[float] = []
             size = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterator
 
 import aiohttp
 import openai
@@ -19,8 +20,9 @@ def wav_duration_s(data: bytes) -> float:
 
 
 @pytest.fixture
-def client(server_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server_url + "/v1", api_key="unused")
+def client(server_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server_url + "/v1", api_key="unused") as sdk:
+        yield sdk
 
 
 @pytest.mark.asyncio

@@ -45,6 +45,7 @@ class PiperBackend:
     name = "piper"
     max_batch = 1
     max_sequences: int | None = None
+    native_speed = True
 
     def __init__(self, settings: Settings) -> None:
         self._model_path = Path(settings.piper_model) if settings.piper_model else default_model_path()

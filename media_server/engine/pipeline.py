@@ -1,0 +1,75 @@
+"""RequestPipeline: what the engine does around the model for one request.
+
+Created at admission on the event loop (cheap), then run in a worker thread:
+`begin` normalizes the text for its language and looks the result up in the
+audio cache; `process` finishes each step's audio (trim, speed, loudness)
+and records it; `complete` stores a finished utterance in the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from media_server.audio.pcm import Pcm
+from media_server.engine.cache import AudioCache, CacheKey
+from media_server.engine.postprocess import PostProcessor
+from media_server.engine.types import SynthesisRequest, Voice
+from media_server.text.normalize import normalize
+
+
+@dataclass
+class RequestTimings:
+    """Where a request's time went before its first audio, in seconds."""
+
+    text_prep_s: float = 0.0
+    queue_wait_s: float = 0.0
+    first_step_s: float = 0.0
+
+
+class RequestPipeline:
+    def __init__(
+        self,
+        request: SynthesisRequest,
+        voice: Voice,
+        language: str,
+        gain: float,
+        cache: AudioCache,
+        native_speed: bool,
+    ) -> None:
+        self.request = request
+        self.voice = voice
+        self.language = language
+        self.timings = RequestTimings()
+        self.cache_hit: bool | None = None
+        self._cache = cache
+        self._post = PostProcessor(voice.sample_rate, gain, 1.0 if native_speed else request.speed)
+        self._key: CacheKey | None = None
+        self._emitted: list[Pcm] = []
+
+    def begin(self) -> tuple[SynthesisRequest, tuple[Pcm, ...] | None]:
+        """The request as the backend should see it, and the cached audio if there is some."""
+        started = time.monotonic()
+        self.timings.queue_wait_s = started - self.request.received_at
+        text = normalize(self.request.text, self.language)
+        prepared = replace(self.request, text=text, language=self.language)
+        key = CacheKey.for_request(prepared, self.voice, text=text, language=self.language)
+        cached = None
+        if self._cache.cacheable(key):
+            hit = self._cache.get(key)
+            self.cache_hit = hit is not None
+            cached = hit.chunks if hit is not None else None
+            self._key = None if hit is not None else key
+        self.timings.text_prep_s = time.monotonic() - started
+        return prepared, cached
+
+    def process(self, pcm: Pcm) -> Pcm:
+        finished = self._post.process(pcm)
+        if self._key is not None and len(finished):
+            self._emitted.append(finished)
+        return finished
+
+    def complete(self) -> None:
+        if self._key is not None:
+            self._cache.put(self._key, self._emitted, self.voice.sample_rate)
+            self._emitted = []
