@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, structured JSON logs and the per-utterance latency breakdown."""

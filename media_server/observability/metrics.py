@@ -1,0 +1,275 @@
+"""Prometheus metrics in a registry owned by one `Metrics` object (one per app, none global).
+
+Three kinds of input:
+- edge events, recorded by routes, sessions and tracks: TTFA, chunk gaps,
+  underruns, track lag, live sessions, and HTTP requests (by `middleware`);
+- engine events, recorded through methods the engine is handed as callbacks
+  (it never imports this module): queue wait, step time with its real-time
+  factor and batch size, cache hits and misses, worker restarts;
+- the engine's cumulative counters, read from an `EngineStats` snapshot at
+  scrape time by `EngineStatsCollector`, never incremented here.
+
+`GET /metrics` is served by `metrics_handler(metrics)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from media_server.engine.types import EngineStats, Priority
+
+__all__ = ["EngineStatsCollector", "Metrics", "metrics_handler"]
+
+# Time to first audio: targets are p50 < 60 ms and p95 < 150 ms, the tail reaches 2 s.
+TTFA_BUCKETS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2)
+# Admission to first step: about nothing for real-time work, seconds for batch work under load.
+QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One engine step: a codec frame on a GPU (ms) up to a long Piper segment (s).
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+# Compute seconds per second of audio; above 1 a listener underruns.
+REAL_TIME_FACTOR_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.5, 2.0, 5.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# Between consecutive audio chunks of one utterance; 20 ms is one frame.
+CHUNK_GAP_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
+# How late a paced 20 ms frame leaves; past one frame a listener may hear it.
+TRACK_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
+
+# The route label of a request no route matched (404, 405): bounded, unlike the raw path.
+UNMATCHED_ROUTE = "unmatched"
+# Status of a request whose client went away before its handler finished (nginx's convention).
+CLIENT_CLOSED_STATUS = 499
+
+
+class EngineStatsCollector:
+    """Reads the engine's latest `EngineStats` at scrape time; its counters are cumulative."""
+
+    def __init__(self, snapshot: Callable[[], EngineStats]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Sequence[Metric]:
+        """The families without samples, so registering never reads the snapshot."""
+        return self._families(None)
+
+    def collect(self) -> Sequence[Metric]:
+        return self._families(self._snapshot())
+
+    @staticmethod
+    def _families(stats: EngineStats | None) -> Sequence[Metric]:
+        info = InfoMetricFamily("media_server_engine", "The speech backend the engine runs.", labels=["backend"])
+        ready = GaugeMetricFamily("media_server_engine_ready", "1 when the backend is loaded and warm.")
+        active = GaugeMetricFamily("media_server_engine_active_requests", "Requests in a synthesis step now.")
+        queued = GaugeMetricFamily("media_server_engine_queued_requests", "Requests admitted and not finished.")
+        parked = GaugeMetricFamily(
+            "media_server_engine_parked_requests", "Requests paused until their reader catches up."
+        )
+        limit = GaugeMetricFamily("media_server_engine_queue_limit", "Admitted requests beyond which it refuses.")
+        last_batch = GaugeMetricFamily(
+            "media_server_engine_last_batch_size", "Sequences advanced by the latest synthesis step."
+        )
+        outcomes = CounterMetricFamily(
+            "media_server_engine_requests_total",
+            "Requests the engine finished, by outcome.",
+            labels=["outcome"],
+        )
+        audio = CounterMetricFamily("media_server_audio_seconds_total", "Seconds of audio the engine produced.")
+        steps = CounterMetricFamily("media_server_engine_steps_total", "Synthesis steps the engine ran.")
+        busy = CounterMetricFamily(
+            "media_server_engine_busy_seconds_total", "Seconds the engine spent in synthesis steps."
+        )
+        cache_bytes = GaugeMetricFamily("media_server_cache_bytes", "Bytes of audio held by the output cache.")
+        if stats is not None:
+            info.add_metric([stats.backend], {})
+            ready.add_metric([], float(stats.ready))
+            active.add_metric([], stats.active)
+            queued.add_metric([], stats.queued)
+            parked.add_metric([], stats.parked)
+            limit.add_metric([], stats.max_queue)
+            last_batch.add_metric([], stats.last_batch)
+            for outcome, count in (
+                ("completed", stats.completed),
+                ("cancelled", stats.cancelled),
+                ("failed", stats.failed),
+                ("refused", stats.refused),
+            ):
+                outcomes.add_metric([outcome], count)
+            steps.add_metric([], stats.steps)
+            audio.add_metric([], stats.audio_s)
+            busy.add_metric([], stats.busy_s)
+            cache_bytes.add_metric([], stats.cache_bytes)
+        return [info, ready, active, queued, parked, limit, last_batch, outcomes, steps, audio, busy, cache_bytes]
+
+
+class Metrics:
+    """Every metric of one server, in its own `registry`.
+
+    `engine_stats` and `live_peers` are read at scrape time; route labels are
+    short fixed names chosen by the caller (`webrtc`, `ws`, `sse`, `pcm`,
+    `speech`, ...), never user input.
+    """
+
+    def __init__(
+        self,
+        engine_stats: Callable[[], EngineStats] | None = None,
+        live_peers: Callable[[], int] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        if engine_stats is not None:
+            self.registry.register(EngineStatsCollector(engine_stats))
+        r = self.registry
+        self._requests = Counter(
+            "media_server_http_requests",
+            "HTTP requests by matched route and status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self._ttfa = Histogram(
+            "media_server_ttfa_seconds",
+            "From receiving the text to the first audio leaving the server.",
+            ["route"],
+            buckets=TTFA_BUCKETS,
+            registry=r,
+        )
+        self._queue_wait = Histogram(
+            "media_server_queue_wait_seconds",
+            "From admission to the first synthesis step, by priority.",
+            ["priority"],
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=r,
+        )
+        self._step = Histogram(
+            "media_server_engine_step_seconds",
+            "Duration of one synthesis step.",
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self._real_time_factor = Histogram(
+            "media_server_engine_real_time_factor",
+            "Step time over the audio each sequence of the batch got from it.",
+            buckets=REAL_TIME_FACTOR_BUCKETS,
+            registry=r,
+        )
+        self._batch_size = Histogram(
+            "media_server_engine_batch_size",
+            "Sequences advanced by one synthesis step.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self._cache_hits = Counter("media_server_cache_hits", "Cache lookups that hit.", ["cache"], registry=r)
+        self._cache_misses = Counter("media_server_cache_misses", "Cache lookups that missed.", ["cache"], registry=r)
+        self._worker_restarts = Counter(
+            "media_server_engine_worker_restarts", "Engine workers restarted after dying.", registry=r
+        )
+        self._underruns = Counter(
+            "media_server_underruns", "Gaps of silence inside an utterance.", ["route"], registry=r
+        )
+        self._underrun_seconds = Counter(
+            "media_server_underrun_seconds",
+            "Seconds of silence played inside utterances.",
+            ["route"],
+            registry=r,
+        )
+        self._chunk_gap = Histogram(
+            "media_server_chunk_gap_seconds",
+            "Time between consecutive audio chunks of one utterance.",
+            ["route"],
+            buckets=CHUNK_GAP_BUCKETS,
+            registry=r,
+        )
+        self._track_lag = Histogram(
+            "media_server_track_lag_seconds",
+            "How late a paced audio frame left the track.",
+            buckets=TRACK_LAG_BUCKETS,
+            registry=r,
+        )
+        self._sessions = Gauge("media_server_sessions", "Live speech sessions by route.", ["route"], registry=r)
+        if live_peers is not None:
+            peers = Gauge("media_server_peers", "Live WebRTC peer connections.", registry=r)
+            peers.set_function(live_peers)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Counts each request by its matched route's canonical path and its final status."""
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED_STATUS
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else UNMATCHED_ROUTE
+            self._requests.labels(route=route, status=str(status)).inc()
+
+    def observe_ttfa(self, route: str, seconds: float) -> None:
+        self._ttfa.labels(route=route).observe(seconds)
+
+    def observe_chunk_gap(self, route: str, seconds: float) -> None:
+        self._chunk_gap.labels(route=route).observe(seconds)
+
+    def observe_track_lag(self, seconds: float) -> None:
+        self._track_lag.observe(max(0.0, seconds))
+
+    def record_underrun(self, route: str, silence_s: float) -> None:
+        """One gap of silence inside an utterance, `silence_s` long."""
+        self._underruns.labels(route=route).inc()
+        self._underrun_seconds.labels(route=route).inc(silence_s)
+
+    @contextmanager
+    def session(self, route: str) -> Iterator[None]:
+        """Counts a live session on `route` for the duration of the block."""
+        gauge = self._sessions.labels(route=route)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    def observe_queue_wait(self, priority: Priority, seconds: float) -> None:
+        self._queue_wait.labels(priority=priority.name.lower()).observe(seconds)
+
+    def observe_step(self, seconds: float, batch_size: int, audio_s: float) -> None:
+        """One synthesis step that advanced `batch_size` sequences and made `audio_s` of audio in all."""
+        self._step.observe(seconds)
+        self._batch_size.observe(batch_size)
+        if audio_s > 0:
+            self._real_time_factor.observe(seconds * batch_size / audio_s)
+
+    def record_cache_lookup(self, cache: str, hit: bool) -> None:
+        (self._cache_hits if hit else self._cache_misses).labels(cache=cache).inc()
+
+    def record_worker_restart(self) -> None:
+        self._worker_restarts.inc()
+
+
+def metrics_handler(metrics: Metrics) -> Handler:
+    """The `GET /metrics` handler: the registry in the format the scraper asks for."""
+    return make_aiohttp_handler(metrics.registry)
