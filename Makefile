@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint check lock system-deps
+.PHONY: run test lint check lock system-deps system-deps-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,19 +18,36 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen]'
 	touch $@
 
-# Headless Chromium for the demo-page tests (Debian's package; never a downloaded browser).
-system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+# Debian packages: rubberband-cli (pitch-preserving speed, needed at run time)
+# and, for the tests, headless Chromium (never a downloaded browser) and
+# promtool (extracted alone from the prometheus package to lint metrics config).
+RUN_PACKAGES := rubberband-cli
+TEST_PACKAGES := chromium
+
+system-deps-run:
+	@missing=""; for p in $(RUN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
 
-run: $(VENV)/.runtime
+system-deps: system-deps-run
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/promtool: $(BIN)/python
+	cd $(VENV) && (apt-get download prometheus || (apt-get update && apt-get download prometheus)) && \
+		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > bin/promtool && \
+		chmod +x bin/promtool && rm -f prometheus_*.deb
+
+run: system-deps-run $(VENV)/.runtime
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/media-server serve
 
-test: system-deps $(VENV)/.dev
+test: system-deps $(VENV)/.dev $(BIN)/promtool
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
@@ -46,6 +63,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv
