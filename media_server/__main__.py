@@ -45,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (env PORT, default 8080)")
     serve.add_argument("--unix", help="also listen on this Unix socket path (env UNIX)")
-    serve.add_argument(
-        "--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)"
-    )
+    serve.add_argument("--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)")
     say = commands.add_parser("say", help="synthesize text to a WAV file, no server needed")
     say.add_argument("text", help="the text to speak")
     say.add_argument("-o", "--output", help="WAV file to write (default: stdout)")

@@ -30,29 +30,31 @@ log = logging.getLogger(__name__)
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = app[ENGINE]
-    loading = asyncio.create_task(_load(engine, app[SETTINGS]), name="engine-load")
+    starting = asyncio.create_task(_start(engine), name="engine-start")
     yield
-    loading.cancel()
+    starting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await loading
+        await starting
     await engine.stop()
 
 
-async def _load(engine: EngineClient, settings: Settings) -> None:
+async def _start(engine: EngineClient) -> None:
     try:
         seconds = await engine.start()
     except Exception:
         log.exception("the %s backend failed to load", engine.backend_name)
         raise
-    voices = ", ".join(voice.id for voice in engine.voices())
-    log.info("%s backend ready in %.2f s; voices: %s", engine.backend_name, seconds, voices)
+    if seconds is None:
+        log.info("%s backend will load on first use (PRELOAD_MODEL=false)", engine.backend_name)
+    else:
+        log.info("voices: %s", ", ".join(voice.id for voice in engine.voices()))
 
 
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = app[signaling_routes.REGISTRY_KEY]
     registry.start()
     yield
-    await registry.stop()
+    await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
 def build_app(settings: Settings, engine: EngineClient | None = None) -> web.Application:

@@ -43,6 +43,10 @@ class Settings:
     engine_max_outstanding: int = 8
     audio_cache_bytes: int = 64 * 1024 * 1024
     loudness_lufs: float = -20.0
+    ttfa_budget_ms: float = 2000.0
+    preload_model: bool = True
+    idle_timeout: float = 0.0
+    shutdown_grace: float = 10.0
 
     max_text_chars: int = 5000
     max_body_bytes: int = 256 * 1024

@@ -111,6 +111,7 @@ class Conversation:
         self._player: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
         self._after: dict[str | None, list[Callable[[], None]]] = {}
+        self._idle = asyncio.Event()
 
     def attach(self, output: AudioOutput) -> None:
         """Start playing into `output` (which reports its playout events to `on_playout`)."""
@@ -154,10 +155,11 @@ class Conversation:
         else:
             self._after.setdefault(next(reversed(self._live)), []).append(action)
 
-    @property
-    def busy(self) -> bool:
-        """True while an utterance is queued, synthesizing or playing."""
-        return bool(self._live)
+    async def wait_idle(self) -> None:
+        """Return once no utterance is queued, synthesizing or playing."""
+        while self._live:
+            self._idle.clear()
+            await self._idle.wait()
 
     def on_playout(self, playout: PlayoutEvent) -> None:
         utterance = self._live.get(playout.utterance_id)
@@ -172,6 +174,8 @@ class Conversation:
             self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_s * 1000, 1))
             return
         del self._live[utterance.id]
+        if not self._live:
+            self._idle.set()
         if not utterance.failed:
             played_ms = playout.played_samples * 1000 // self._sample_rate()
             self._send("done", id=utterance.id, audio_ms=played_ms)
@@ -183,8 +187,10 @@ class Conversation:
         fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if utterance_id is not None:
             fields["id"] = utterance_id
-        if isinstance(exc, Busy):
+        if exc.retry_after_s is not None:
             fields["retry_after_s"] = exc.retry_after_s
+        if isinstance(exc, Busy) and exc.estimate_ms is not None:
+            fields["estimated_ttfa_ms"] = round(exc.estimate_ms)
         self._send("error", **fields)
 
     def _speak(self, command: Speak) -> None:
@@ -228,6 +234,7 @@ class Conversation:
         self._open = None
         cancelled: list[str | None] = [*self._live] or [None]
         self._live.clear()
+        self._idle.set()
         for utterance_id in cancelled:
             played = played_samples if utterance_id == cut_id else 0
             self._send("cancelled", id=utterance_id, played_ms=played * 1000 // self._sample_rate())

@@ -13,6 +13,8 @@ class MediaServerError(Exception):
 
     code = "internal_error"
     status = 500
+    retry_after_s: float | None = None
+    """Set on errors that clear by themselves: when to try again."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -55,19 +57,23 @@ class NotFound(MediaServerError):
 
 
 class Busy(MediaServerError):
-    """Admission refused: the queue is full. Retry after `retry_after_s`."""
+    """Admission refused: the queue is full, or first audio would come later than the budget."""
 
     code = "busy"
     status = 503
 
-    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+    def __init__(self, message: str, retry_after_s: float = 1.0, estimate_ms: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.estimate_ms = estimate_ms
 
 
 class NotReady(MediaServerError):
+    """The backend is loading (at start, or on first use after it was unloaded when idle)."""
+
     code = "not_ready"
     status = 503
+    retry_after_s = 2.0
 
 
 class EngineError(MediaServerError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 class SignalingError(Exception):
     code = "signaling_error"
     status = 500
+    retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,6 +21,7 @@ class BadOffer(SignalingError):
 class TooManyPeers(SignalingError):
     code = "too_many_peers"
     status = 503
+    retry_after_s = 5.0
 
 
 class UnknownSession(SignalingError):

@@ -28,6 +28,9 @@ MAX_SDP_BYTES = 64 * 1024
 class Media(Protocol):
     """What the attach callback returns: the media side of a peer, closed with it."""
 
+    async def wait_idle(self) -> None:
+        """Return once the media has nothing in progress (used to drain before shutdown)."""
+
     async def close(self) -> None: ...
 
 
@@ -54,9 +57,7 @@ class RegistryLimits:
 
 
 class PeerRegistry:
-    def __init__(
-        self, attach: Attach, ice_servers: Sequence[Mapping[str, Any]], limits: RegistryLimits
-    ) -> None:
+    def __init__(self, attach: Attach, ice_servers: Sequence[Mapping[str, Any]], limits: RegistryLimits) -> None:
         self._attach = attach
         self._ice_servers = [dict(server) for server in ice_servers]
         self._limits = limits
@@ -74,11 +75,17 @@ class PeerRegistry:
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap_forever(), name="peer-reaper")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Close every peer, after letting their media finish what is in progress for up to `grace_s`."""
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        draining = [peer.media.wait_idle() for peer in self._peers.values() if peer.media is not None]
+        if draining and grace_s > 0:
+            log.info("letting %d peers finish speaking (up to %.0f s)", len(draining), grace_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*draining), grace_s)
         await asyncio.gather(*(self.close(peer_id) for peer_id in list(self._peers)))
         for task in list(self._tasks):
             task.cancel()
@@ -157,10 +164,6 @@ class PeerRegistry:
             if not connected and now - peer.created_at > self._limits.connect_timeout_s:
                 log.info("peer %s did not connect in %.0f s", peer.id, self._limits.connect_timeout_s)
                 await self.close(peer.id)
-            elif (
-                connected
-                and self._limits.idle_timeout_s
-                and now - peer.last_activity > self._limits.idle_timeout_s
-            ):
+            elif connected and self._limits.idle_timeout_s and now - peer.last_activity > self._limits.idle_timeout_s:
                 log.info("peer %s idle for %.0f s", peer.id, self._limits.idle_timeout_s)
                 await self.close(peer.id)

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from media_server.errors import Busy, MediaServerError
+from media_server.errors import MediaServerError
 from signaling.errors import SignalingError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except (MediaServerError, SignalingError) as exc:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if isinstance(exc, Busy) else None
+        retry = exc.retry_after_s
+        headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
         return error_response(exc.status, exc.code, exc.message, headers)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, "body_too_large", f"body: {exc.text}")

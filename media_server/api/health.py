@@ -15,9 +15,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    ready = engine.health()
-    body = {"status": "ready" if ready else "loading", "backend": engine.backend_name}
-    return web.json_response(body, status=200 if ready else 503)
+    body = {"status": engine.state, "backend": engine.backend_name}
+    return web.json_response(body, status=200 if engine.health() else 503)
 
 
 async def voices(request: web.Request) -> web.Response:

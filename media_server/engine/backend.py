@@ -32,6 +32,9 @@ class Backend(Protocol[S]):
     def load(self) -> None:
         """Load weights and warm up; blocking, called once from a worker thread."""
 
+    def unload(self) -> None:
+        """Free the weights (the engine was idle); `load` brings them back."""
+
     def voices(self) -> Sequence[Voice]:
         """The voices this backend can speak (valid after `load`)."""
 

@@ -10,6 +10,7 @@ next step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ from media_server.engine.cache import AudioCache
 from media_server.engine.observer import EngineObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.scheduler import Scheduler, StepResult
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, Priority, SynthesisRequest, Voice
 from media_server.errors import (
+    Busy,
     EngineError,
     InvalidRequest,
     NotReady,
@@ -128,6 +130,10 @@ class EngineClient:
         self._voices: dict[str, Voice] = {}
         self._gains: dict[str, float] = {}
         self._ready = False
+        self._lifecycle = asyncio.Lock()
+        self._loading: asyncio.Task[float] | None = None
+        self._idle_watch: asyncio.Task[None] | None = None
+        self._used_at = time.monotonic()
 
     @property
     def backend_name(self) -> str:
@@ -137,20 +143,68 @@ class EngineClient:
         """Report per-step events to `observer` (metrics)."""
         self._scheduler.observer = observer
 
-    async def start(self) -> float:
-        """Load and warm the backend off the event loop; returns the seconds it took."""
-        started = time.monotonic()
-        await asyncio.to_thread(self._load)
-        self._scheduler.start()
-        self._ready = True
-        return time.monotonic() - started
+    async def start(self) -> float | None:
+        """Load and warm the backend now (`PRELOAD_MODEL`), or leave it for the first request.
 
-    def _load(self) -> None:
+        Returns the seconds loading took, or None when it was left for later.
+        With `IDLE_TIMEOUT`, a task unloads the backend after that long unused.
+        """
+        if self._settings.idle_timeout > 0:
+            self._idle_watch = asyncio.create_task(self._unload_when_idle(), name="engine-idle")
+        if not self._settings.preload_model:
+            return None
+        return await self._load()
+
+    async def _load(self) -> float:
+        async with self._lifecycle:
+            if self._ready:
+                return 0.0
+            started = time.monotonic()
+            await asyncio.to_thread(self._load_backend)
+            self._scheduler.start()
+            self._ready = True
+            self._used_at = time.monotonic()
+            seconds = time.monotonic() - started
+            log.info("%s backend ready in %.2f s", self._backend.name, seconds)
+            return seconds
+
+    def _load_backend(self) -> None:
         self._backend.load()
         detect_language("warm up")
-        self._voices = {voice.id: voice for voice in self._backend.voices()}
-        for voice in self._voices.values():
-            self._gains[voice.id] = self._measure_gain(voice)
+        if not self._voices:
+            self._voices = {voice.id: voice for voice in self._backend.voices()}
+            for voice in self._voices.values():
+                self._gains[voice.id] = self._measure_gain(voice)
+
+    async def _unload(self) -> None:
+        async with self._lifecycle:
+            if not self._ready:
+                return
+            self._ready = False
+            await asyncio.to_thread(self._scheduler.stop)
+            await asyncio.to_thread(self._backend.unload)
+            log.info("%s backend unloaded after %.0f s idle", self._backend.name, self._settings.idle_timeout)
+
+    async def _unload_when_idle(self) -> None:
+        idle_s = self._settings.idle_timeout
+        while True:
+            await asyncio.sleep(min(idle_s / 4, 5.0))
+            if self._ready and not self._scheduler.pending and time.monotonic() - self._used_at > idle_s:
+                await self._unload()
+
+    def _require_backend(self) -> None:
+        """Mark the engine used; start loading it if it is not loaded.
+
+        Requests are admitted while it reloads (they wait in the queue), except
+        before the very first load, when the voices are not known yet.
+        """
+        self._used_at = time.monotonic()
+        if self._ready:
+            return
+        if self._loading is None or self._loading.done():
+            self._loading = asyncio.create_task(self._load(), name="engine-load")
+        if not self._voices:
+            raise NotReady("the speech backend is loading; retry in a moment")
 
     def _measure_gain(self, voice: Voice) -> float:
         """The gain that brings `voice` to the target loudness, measured on a sample sentence."""
@@ -164,19 +218,29 @@ class EngineClient:
         return loudness_gain(np.concatenate(parts), voice.sample_rate, self._settings.loudness_lufs)
 
     async def stop(self) -> None:
-        self._ready = False
-        await asyncio.to_thread(self._scheduler.stop)
+        for task in (self._idle_watch, self._loading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._unload()
 
     def health(self) -> bool:
         return self._ready
+
+    @property
+    def state(self) -> str:
+        """`ready`, `loading`, or `idle` (not loaded: before first use, or unloaded when idle)."""
+        if self._ready:
+            return "ready"
+        return "loading" if self._loading is not None and not self._loading.done() else "idle"
 
     def voices(self) -> Sequence[Voice]:
         return tuple(self._voices.values())
 
     def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
         """The voice named `voice_id`, or the first that speaks `language`, or the default one."""
-        if not self._ready:
-            raise NotReady("the speech backend is still loading")
+        self._require_backend()
         if voice_id in (None, "", "default"):
             if language is None:
                 return next(iter(self._voices.values()))
@@ -215,6 +279,8 @@ class EngineClient:
             raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
         language = self.language_of(request)
         voice = self.resolve_voice(request.voice, language)
+        if request.priority == Priority.REALTIME and self._settings.ttfa_budget_ms > 0:
+            self._check_budget()
         pipeline = RequestPipeline(
             request,
             voice,
@@ -226,6 +292,17 @@ class EngineClient:
         chunks = ChunkStream(self, pipeline)
         self._scheduler.submit(pipeline, chunks.deliver)
         return chunks
+
+    def _check_budget(self) -> None:
+        estimate_ms = self._scheduler.estimate_first_audio_s() * 1000
+        budget_ms = self._settings.ttfa_budget_ms
+        if estimate_ms > budget_ms:
+            self._scheduler.counters.refused += 1
+            raise Busy(
+                f"first audio would come in about {estimate_ms:.0f} ms, over the {budget_ms:.0f} ms budget",
+                retry_after_s=max(1.0, estimate_ms / 1000),
+                estimate_ms=estimate_ms,
+            )
 
     def abort(self, request_id: str) -> None:
         self._scheduler.abort(request_id)

@@ -37,7 +37,7 @@ import numpy as np
 from media_server.engine.backend import Backend
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
-from media_server.engine.types import Pcm
+from media_server.engine.types import Pcm, Priority
 from media_server.errors import Busy
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.counters = SchedulerCounters()
+        self._step_s = 0.0
+        self._first_step_s = 0.0
 
     def start(self) -> None:
         self._stopping = False
@@ -161,6 +163,24 @@ class Scheduler:
                 job.parked = False
                 heapq.heappush(self._heap, (job.key(), job))
                 self._cond.notify()
+
+    def estimate_first_audio_s(self) -> float:
+        """When a real-time request admitted now would get its first audio, from measured step times.
+
+        It waits for the real-time jobs that would go before it (those without
+        audio yet, and those whose listener is about to run dry), spread over
+        the engine's parallel capacity, then for its own first step.
+        """
+        with self._cond:
+            now = time.monotonic()
+            ahead = sum(
+                1
+                for job in self._jobs.values()
+                if job.pipeline.request.priority == Priority.REALTIME
+                and (job.first_audio_at is None or job.deadline <= now)
+            )
+            capacity = self._workers * self._backend.max_batch
+            return ahead / capacity * self._step_s + self._first_step_s
 
     @property
     def pending(self) -> int:
@@ -281,9 +301,12 @@ class Scheduler:
             self.counters.busy_s += step_s
             self.counters.last_batch = len(batch)
             now = time.monotonic()
+            self._step_s = _ewma(self._step_s, step_s)
             for job, result in zip(batch, results, strict=True):
                 if job.first_audio_at is None and job.audio_s == 0.0:
                     job.pipeline.timings.first_step_s = step_s
+                    if isinstance(result, np.ndarray) and len(result):
+                        self._first_step_s = _ewma(self._first_step_s, step_s)
                 if job.cancelled or not isinstance(result, np.ndarray):
                     finished.append((job, result))
                     if not job.cancelled:
@@ -318,3 +341,7 @@ class Scheduler:
             self.counters.completed += 1
         else:
             self.counters.failed += 1
+
+
+def _ewma(average: float, sample: float, weight: float = 0.2) -> float:
+    return sample if average == 0.0 else average + weight * (sample - average)

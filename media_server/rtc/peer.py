@@ -26,6 +26,9 @@ class RtcSession:
         self._live = ExitStack()
         self._live.enter_context(metrics.session(ROUTE))
 
+    async def wait_idle(self) -> None:
+        await self.conversation.wait_idle()
+
     async def close(self) -> None:
         await self.conversation.close()
         self.track.stop()

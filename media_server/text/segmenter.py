@@ -16,9 +16,7 @@ from dataclasses import dataclass
 SENTENCE_END = frozenset(".!?…。！？")
 CLAUSE_END = frozenset(",;:—–、，；：")
 # Words whose trailing period does not end a sentence.
-ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no approx dept est inc ltd co mt ft".split()
-)
+ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs etc e.g i.e fig no approx dept est inc ltd co mt ft".split())
 _WORD_BEFORE = re.compile(r"([\w.]+)\.$")
 
 

@@ -26,9 +26,7 @@ LONG_TEXT = " ".join(
 
 @pytest_asyncio.fixture
 async def engine() -> AsyncIterator[EngineClient]:
-    client = EngineClient(
-        Settings(engine_workers=1, max_queue=2, max_text_chars=500, engine_max_outstanding=3)
-    )
+    client = EngineClient(Settings(engine_workers=1, max_queue=2, max_text_chars=500, engine_max_outstanding=3))
     await client.start()
     yield client
     await client.stop()
@@ -120,9 +118,7 @@ async def test_bad_requests_are_refused_with_the_field_named(engine: EngineClien
 @pytest.mark.asyncio
 async def test_speed_changes_duration(engine: EngineClient) -> None:
     async def duration(speed: float) -> float:
-        async with engine.stream(
-            SynthesisRequest(text="A sentence of moderate length.", speed=speed)
-        ) as chunks:
+        async with engine.stream(SynthesisRequest(text="A sentence of moderate length.", speed=speed)) as chunks:
             return sum([chunk.duration_s async for chunk in chunks])
 
     normal, fast = await duration(1.0), await duration(2.0)

@@ -28,9 +28,7 @@ def test_split_text(text: str, expected: list[str]) -> None:
 
 
 def test_later_clauses_wait_for_a_sentence_unless_long() -> None:
-    text = (
-        "Hi, a short clause, then the sentence goes on. And a very long clause that keeps going on, and on."
-    )
+    text = "Hi, a short clause, then the sentence goes on. And a very long clause that keeps going on, and on."
     assert split_text(text) == [
         "Hi,",
         "a short clause, then the sentence goes on.",

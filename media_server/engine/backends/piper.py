@@ -82,6 +82,9 @@ class PiperBackend:
         for _ in self._synthesize("Warming up the voice."):
             pass
 
+    def unload(self) -> None:
+        self._voice = None
+
     def voices(self) -> Sequence[Voice]:
         return self._voices
 
