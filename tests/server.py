@@ -39,13 +39,14 @@ class RunningServer:
             self.process.wait()
 
 
-def _wait_ready(server: RunningServer) -> None:
+def wait_ready(server: RunningServer, path: str = "/readyz") -> None:
+    """Block until `path` answers 200 (raises if the process dies or it takes too long)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited with {server.process.returncode}")
         try:
-            with urllib.request.urlopen(server.url + "/readyz", timeout=2) as resp:
+            with urllib.request.urlopen(server.url + path, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError):
@@ -55,11 +56,12 @@ def _wait_ready(server: RunningServer) -> None:
     raise TimeoutError("server did not become ready")
 
 
-def start_server(extra_env: Mapping[str, str] | None = None) -> RunningServer:
-    """Start the server with `extra_env` on top of the test environment."""
+def start_server(extra_env: Mapping[str, str] | None = None, wait: bool = True) -> RunningServer:
+    """Start the server with `extra_env` on top of the test environment; by default wait until ready."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **(extra_env or {})}
     process = subprocess.Popen([sys.executable, "-m", "media_server", "serve"], env=env)
     server = RunningServer(process=process, url=f"http://127.0.0.1:{port}", env=dict(extra_env or {}))
-    _wait_ready(server)
+    if wait:
+        wait_ready(server)
     return server

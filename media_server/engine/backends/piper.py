@@ -45,7 +45,9 @@ class PiperBackend:
     name = "piper"
     max_batch = 1
     max_sequences: int | None = None
-    native_speed = True
+    # Piper's length scale changes durations unevenly (speed 2 gives 1.55x, not 2x);
+    # the engine's time stretch gives the asked-for rate at the same pitch.
+    native_speed = False
 
     def __init__(self, settings: Settings) -> None:
         self._model_path = Path(settings.piper_model) if settings.piper_model else default_model_path()
@@ -89,7 +91,7 @@ class PiperBackend:
         return self._voices
 
     def open(self, request: SynthesisRequest, voice: Voice) -> PiperSequence:
-        return self._synthesize(request.text, request.speed)
+        return self._synthesize(request.text)
 
     def step(self, sequences: list[PiperSequence]) -> list[Pcm | None]:
         return [next(sequence, None) for sequence in sequences]
@@ -97,10 +99,10 @@ class PiperBackend:
     def close(self, sequence: PiperSequence) -> None:
         sequence.close()
 
-    def _synthesize(self, text: str, speed: float = 1.0) -> PiperSequence:
+    def _synthesize(self, text: str) -> PiperSequence:
         if self._voice is None:
             raise RuntimeError("PiperBackend.open before load")
-        config = SynthesisConfig(length_scale=1.0 / speed, volume=OUTPUT_VOLUME)
+        config = SynthesisConfig(volume=OUTPUT_VOLUME)
         for segment in split_text(text, self._policy):
             for chunk in self._voice.synthesize(segment, syn_config=config):
                 pcm: Pcm = chunk.audio_int16_array
