@@ -19,6 +19,7 @@ from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
+from media_server.engine.seam import Engine
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
@@ -38,7 +39,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.stop()
 
 
-async def _start(engine: EngineClient) -> None:
+async def _start(engine: Engine) -> None:
     try:
         seconds = await engine.start()
     except Exception:
@@ -57,7 +58,7 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
-def build_app(settings: Settings, engine: EngineClient | None = None) -> web.Application:
+def build_app(settings: Settings, engine: Engine | None = None) -> web.Application:
     engine = engine or EngineClient(settings)
     metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
     engine.observe(metrics)

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from media_server.audio.playout import PlayoutEvent
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
 from media_server.engine.pipeline import RequestTimings
+from media_server.engine.seam import Engine
 from media_server.engine.types import Pcm, Priority, SynthesisRequest
 from media_server.errors import Busy, MediaServerError, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
@@ -89,7 +89,7 @@ class Utterance:
 class Conversation:
     def __init__(
         self,
-        engine: EngineClient,
+        engine: Engine,
         settings: Settings,
         voice: str | None = None,
         on_activity: Callable[[], None] = lambda: None,

@@ -22,7 +22,7 @@ from media_server.api.keys import ENGINE, METRICS
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.resample import Resampler
 from media_server.audio.wav import wav_header
-from media_server.engine.client import ChunkStream
+from media_server.engine.seam import AudioStream
 from media_server.engine.types import SynthesisRequest
 from media_server.errors import MediaServerError, UnsupportedFormat
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 WHOLE_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
 
 
-async def encoded_pieces(chunks: ChunkStream, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+async def encoded_pieces(chunks: AudioStream, encoder: StreamEncoder) -> AsyncIterator[bytes]:
     """The encoder's output for each engine chunk (resampled to its rate), then its tail."""
     resampler = Resampler(chunks.sample_rate, encoder.sample_rate)
     yield encoder.header()
@@ -40,7 +40,7 @@ async def encoded_pieces(chunks: ChunkStream, encoder: StreamEncoder) -> AsyncIt
     yield await asyncio.to_thread(lambda: encoder.encode(resampler.flush()) + encoder.finish())
 
 
-async def _started(request: web.Request, synth: SynthesisRequest) -> ChunkStream:
+async def _started(request: web.Request, synth: SynthesisRequest) -> AudioStream:
     """Admit `synth` and wait for its first chunk to be ready (errors still map to a status)."""
     chunks = request.app[ENGINE].stream(synth)
     await chunks.wait_ready()

@@ -10,7 +10,7 @@ from aiortc import RTCDataChannel
 
 from media_server.config import Settings
 from media_server.conversation import Conversation
-from media_server.engine.client import EngineClient
+from media_server.engine.seam import Engine
 from media_server.errors import InvalidRequest
 from media_server.observability.metrics import Metrics
 from media_server.rtc.track import ROUTE, SpeechTrack
@@ -35,7 +35,7 @@ class RtcSession:
         self._live.close()
 
 
-def speech_attacher(engine: EngineClient, settings: Settings, metrics: Metrics) -> Attach:
+def speech_attacher(engine: Engine, settings: Settings, metrics: Metrics) -> Attach:
     """The signaling callback that gives each new peer a conversation and a track."""
 
     async def attach(peer: Peer, options: Mapping[str, Any]) -> RtcSession:
