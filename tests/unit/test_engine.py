@@ -6,9 +6,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 import pytest_asyncio
 
+from media_server.audio.constants import FRAME_SAMPLES
+from media_server.audio.playout import PlayoutBuffer
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.types import Priority, SynthesisRequest
@@ -157,3 +160,40 @@ async def test_numbers_are_read_out(engine: EngineClient) -> None:
 
     # "1,234,567" read as words takes far longer than the digits would as symbols.
     assert await seconds("It costs $1,234,567.") > await seconds("It costs a lot.") + 1.5
+
+
+def largest_jump(pcm: np.ndarray) -> int:
+    return int(np.abs(np.diff(pcm.astype(np.int32))).max(initial=0))
+
+
+@pytest.mark.asyncio
+async def test_chunk_joins_do_not_click_and_speech_starts_at_once(engine: EngineClient) -> None:
+    async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
+        pieces = [chunk.pcm async for chunk in chunks]
+    audio = np.concatenate(pieces)
+    joins = np.cumsum([len(piece) for piece in pieces])[:-1]
+    # A join is as smooth as the speech itself: no step at a boundary beyond the signal's own steps.
+    typical = float(np.percentile(np.abs(np.diff(audio.astype(np.int32))), 99.9))
+    for join in joins:
+        assert largest_jump(audio[join - 2 : join + 2]) <= typical
+    # Leading silence is trimmed: speech energy within the first 30 ms.
+    window = 22050 * 5 // 1000
+    energy = [float(np.sqrt(np.mean(audio[i : i + window].astype(np.float64) ** 2))) for i in range(0, 22050, window)]
+    first_loud = next(i for i, rms in enumerate(energy) if rms > max(energy) * 10 ** (-40 / 20))
+    assert first_loud * 5 <= 30
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_mid_word_fades_out_instead_of_clicking(engine: EngineClient) -> None:
+    async with engine.stream(SynthesisRequest(text="Absolutely wonderful.")) as chunks:
+        speech = np.concatenate([chunk.pcm async for chunk in chunks])
+    typical = float(np.percentile(np.abs(np.diff(speech.astype(np.int32))), 99.9))
+    frame_ends = np.abs(speech[FRAME_SAMPLES - 1 :: FRAME_SAMPLES].astype(np.int32))
+    cut = int(np.argmax(frame_ends))  # cut where dropping straight to silence would click
+    assert frame_ends[cut] > typical
+    buffer = PlayoutBuffer()
+    buffer.push("u", speech)
+    sent = [buffer.next_frame()[0] for _ in range(cut + 1)]
+    buffer.clear()
+    heard = np.concatenate([sent[-1], buffer.next_frame()[0]])
+    assert largest_jump(heard[FRAME_SAMPLES - 50 :]) <= typical
