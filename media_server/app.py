@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, openapi, speech, static, telephony, websocket
+from media_server.api import health, openapi, speech, static, telephony, voices, websocket
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
@@ -83,6 +83,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
     signaling_routes.add_routes(app, registry)
     health.add_routes(app)
     speech.add_routes(app)
+    voices.add_routes(app)
     websocket.add_routes(app)
     telephony.add_routes(app)
     openapi.add_routes(app)

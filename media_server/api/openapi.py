@@ -52,6 +52,15 @@ TTS_BODY = {
         **SAMPLING,
     },
 }
+CLONE_FORM = {
+    "type": "object",
+    "properties": {
+        "audio": {"type": "string", "format": "binary"},
+        "audio_url": {"type": "string"},
+        "transcript": {"type": "string"},
+        "name": {"type": "string"},
+    },
+}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +86,32 @@ PATHS: dict[str, dict[str, Any]] = {
     "/": {"get": _op("The demo page", {"200": _ok("text/html")})},
     "/healthz": {"get": _op("Liveness", {"200": _ok(JSON)})},
     "/readyz": {"get": _op("Readiness: 200 once a backend is loaded and warm", {"200": _ok(JSON)})},
-    "/v1/voices": {"get": _op("The voices of the loaded backend", {"200": _ok(JSON)})},
+    "/v1/voices": {
+        "get": _op("The voices of the loaded backend", {"200": _ok(JSON)}),
+        "post": {
+            **_op(
+                "Clone a voice from reference audio (multipart: audio or audio_url, transcript?, name?)",
+                {"201": _ok(JSON)},
+            ),
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": CLONE_FORM}}},
+        },
+    },
+    "/v1/voices/{voice_id}": {
+        "delete": {
+            **_op("Delete a cloned voice", {"200": _ok(JSON)}),
+            "parameters": [{"name": "voice_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        }
+    },
+    "/clone": {
+        "post": {
+            **_op("One-shot: clone from reference audio and speak `text` with it", {"200": _ok("audio/wav")}),
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": _with_property(CLONE_FORM, "text", {"type": "string"})}},
+            },
+        }
+    },
+    "/metrics": {"get": _op("Prometheus metrics", {"200": _ok("text/plain")})},
     "/v1/models": {"get": _op("OpenAI-style model list", {"200": _ok(JSON)})},
     "/v1/audio/speech": {
         "post": _op(

@@ -13,7 +13,7 @@ a cancelled one, freeing its slot at the step boundary.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from media_server.engine.types import Pcm, SynthesisRequest, Voice
 
@@ -46,3 +46,13 @@ class Backend(Protocol[S]):
 
     def close(self, sequence: S) -> None:
         """Release what the sequence holds."""
+
+
+@runtime_checkable
+class VoiceCloner(Protocol):
+    """A backend that can clone voices from reference audio (blocking model work)."""
+
+    def create_voice(self, reference_pcm: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
+        """A new voice id usable everywhere (the same one again for the same reference)."""
+
+    def delete_voice(self, voice_id: str) -> None: ...

@@ -21,7 +21,7 @@ import numpy as np
 
 from media_server.audio.effects import loudness_gain
 from media_server.config import Settings
-from media_server.engine.backend import Backend
+from media_server.engine.backend import Backend, VoiceCloner
 from media_server.engine.backends import create_backend
 from media_server.engine.cache import AudioCache
 from media_server.engine.observer import EngineObserver
@@ -292,6 +292,30 @@ class EngineClient:
         chunks = ChunkStream(self, pipeline)
         self._scheduler.submit(pipeline, chunks.deliver)
         return chunks
+
+    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
+        """Clone a voice (or find the one already cloned from this reference) and make it usable."""
+        cloner = self._cloner()
+        voice = await asyncio.to_thread(cloner.create_voice, reference, sample_rate, transcript, name)
+        if voice.id not in self._voices:
+            self._gains[voice.id] = await asyncio.to_thread(self._measure_gain, voice)
+            self._voices[voice.id] = voice
+        return voice
+
+    async def delete_voice(self, voice_id: str) -> None:
+        cloner = self._cloner()
+        await asyncio.to_thread(cloner.delete_voice, voice_id)
+        self._voices.pop(voice_id, None)
+        self._gains.pop(voice_id, None)
+
+    def _cloner(self) -> VoiceCloner:
+        self._require_backend()
+        if not isinstance(self._backend, VoiceCloner):
+            raise InvalidRequest(
+                f"reference_audio: the {self._backend.name} backend cannot clone voices; "
+                "use TTS_BACKEND=qwen with a Qwen3-TTS Base checkpoint"
+            )
+        return self._backend
 
     def _check_budget(self) -> None:
         estimate_ms = self._scheduler.estimate_first_audio_s() * 1000

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from media_server.engine.observer import EngineObserver
 from media_server.engine.pipeline import RequestTimings
-from media_server.engine.types import AudioChunk, EngineStats, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, SynthesisRequest, Voice
 
 
 class AudioStream(Protocol):
@@ -68,3 +68,8 @@ class Engine(Protocol):
         """Validate and admit `request` (raises MediaServerError when refused) and return its audio."""
 
     def stats(self) -> EngineStats: ...
+
+    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
+        """Clone a voice from reference audio; raises InvalidRequest when the backend cannot."""
+
+    async def delete_voice(self, voice_id: str) -> None: ...
