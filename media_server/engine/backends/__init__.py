@@ -15,4 +15,8 @@ def create_backend(settings: Settings) -> Backend[Any]:
         from media_server.engine.backends.piper import PiperBackend
 
         return PiperBackend(settings)
-    raise ConfigError(f"TTS_BACKEND={settings.tts_backend!r}: known backends are 'piper'")
+    if settings.tts_backend == "qwen":
+        from media_server.engine.backends.qwen import QwenBackend
+
+        return QwenBackend(settings)
+    raise ConfigError(f"TTS_BACKEND={settings.tts_backend!r}: known backends are 'piper', 'qwen'")
