@@ -176,21 +176,21 @@ class EngineClient:
             for voice in self._voices.values():
                 self._gains[voice.id] = self._measure_gain(voice)
 
-    async def _unload(self) -> None:
+    async def _unload(self, why: str) -> None:
         async with self._lifecycle:
             if not self._ready:
                 return
             self._ready = False
             await asyncio.to_thread(self._scheduler.stop)
             await asyncio.to_thread(self._backend.unload)
-            log.info("%s backend unloaded after %.0f s idle", self._backend.name, self._settings.idle_timeout)
+            log.info("%s backend unloaded (%s)", self._backend.name, why)
 
     async def _unload_when_idle(self) -> None:
         idle_s = self._settings.idle_timeout
         while True:
             await asyncio.sleep(min(idle_s / 4, 5.0))
             if self._ready and not self._scheduler.pending and time.monotonic() - self._used_at > idle_s:
-                await self._unload()
+                await self._unload(f"unused for {idle_s:g} s")
 
     def _require_backend(self) -> None:
         """Mark the engine used; start loading it if it is not loaded.
@@ -223,7 +223,7 @@ class EngineClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._unload()
+        await self._unload("stopping")
 
     def health(self) -> bool:
         return self._ready
