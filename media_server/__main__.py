@@ -15,7 +15,8 @@ from media_server.audio.wav import wav_header
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.types import Priority, SynthesisRequest
-from media_server.errors import MediaServerError
+from media_server.errors import ConfigError, MediaServerError
+from media_server.gateway.remote import RemoteEngine
 from media_server.observability.logging import configure_logging
 
 log = logging.getLogger("media_server")
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (env PORT, default 8080)")
     serve.add_argument("--unix", help="also listen on this Unix socket path (env UNIX)")
     serve.add_argument("--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)")
+    serve.add_argument(
+        "--mode",
+        choices=("standalone", "gateway"),
+        help="standalone: the model in this process; gateway: in a supervised worker process (env MODE)",
+    )
     say = commands.add_parser("say", help="synthesize text to a WAV file, no server needed")
     say.add_argument("text", help="the text to speak")
     say.add_argument("-o", "--output", help="WAV file to write (default: stdout)")
@@ -56,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings) -> None:
-    app = build_app(settings)
+    if settings.mode not in ("standalone", "gateway"):
+        raise ConfigError(f"MODE={settings.mode!r}: expected standalone or gateway")
+    app = build_app(settings, RemoteEngine(settings) if settings.mode == "gateway" else None)
     where = f"http://{settings.host}:{settings.port}/"
     log.info(
         "listening on %s%s; open it in a browser",
@@ -98,7 +106,7 @@ async def _voices(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        overrides = {k: getattr(args, k, None) for k in ("host", "port", "unix", "tts_backend")}
+        overrides = {k: getattr(args, k, None) for k in ("host", "port", "unix", "tts_backend", "mode")}
         settings = Settings.from_env(**overrides)
         configure_logging(settings.log_level, json=settings.log_json)
         if args.command == "serve":

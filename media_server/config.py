@@ -60,6 +60,28 @@ class Settings:
     max_message_bytes: int = 64 * 1024
     openai_voice_map: Mapping[str, str] = field(default_factory=dict)
 
+    # security and limits
+    api_keys: tuple[str, ...] = ()
+    metrics_public: bool = True
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 20
+    max_sdp_bytes: int = 64 * 1024
+    max_messages_per_second: float = 100.0
+    max_peers_per_ip: int = 0
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = 3600
+    allow_remote_audio_urls: bool = False
+    remote_audio_hosts: tuple[str, ...] = ()
+    remote_audio_allow_private: bool = False
+    remote_audio_max_bytes: int = 10 * 1024 * 1024
+    remote_audio_timeout: float = 10.0
+
+    # gateway/worker mode
+    mode: str = "standalone"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from `env` (default: the process environment), then `overrides`."""
@@ -85,6 +107,8 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             if not isinstance(servers, list):
                 raise ValueError("expected a JSON list of RTCIceServer objects")
             return tuple(servers)
+        if type_name == "tuple[str, ...]":
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
         if type_name == "bool":
             return _parse_bool(raw)
         if type_name.startswith("int"):

@@ -81,3 +81,54 @@ class EngineError(MediaServerError):
 
     code = "engine_error"
     status = 500
+
+
+class Unauthorized(MediaServerError):
+    """No API key, or not one of `API_KEYS`."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(MediaServerError):
+    """A browser request from an origin the server does not let in."""
+
+    code = "forbidden_origin"
+    status = 403
+
+
+class RateLimited(MediaServerError):
+    """Over a rate limit (a client's requests, or a session's messages). Retry after `retry_after_s`."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UrlRefused(InvalidRequest):
+    """A user-supplied URL the server will not fetch (disabled, host not allowed, private address...)."""
+
+    code = "url_refused"
+
+
+class RemoteFetchFailed(MediaServerError):
+    """An allowed remote host did not deliver (unreachable, an error status, too slow)."""
+
+    code = "remote_fetch_failed"
+    status = 502
+
+
+class WorkerDied(EngineError):
+    """The worker process died (or could not start); it is being restarted, so a retry will be served.
+
+    503 with Retry-After rather than 502: the failure is transient and the
+    request safe to repeat, which is what 503 tells clients (and the OpenAI
+    SDK) to do; the code tells it apart from `busy` and `not_ready`.
+    """
+
+    code = "worker_died"
+    status = 503
+    retry_after_s = 1.0

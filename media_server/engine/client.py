@@ -24,6 +24,7 @@ from media_server.config import Settings
 from media_server.engine.backend import Backend, VoiceCloner
 from media_server.engine.backends import create_backend
 from media_server.engine.cache import AudioCache
+from media_server.engine.catalog import VoiceCatalog
 from media_server.engine.observer import EngineObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.scheduler import Scheduler, StepResult
@@ -33,20 +34,12 @@ from media_server.errors import (
     EngineError,
     InvalidRequest,
     NotReady,
-    TextTooLong,
-    UnknownVoice,
-    UnsupportedLanguage,
 )
 from media_server.text.langid import detect_language
 
 log = logging.getLogger(__name__)
 
-MIN_SPEED = 0.25
-MAX_SPEED = 4.0
 LOUDNESS_PROBE = "This is how this voice sounds when it reads a sentence aloud."
-# Detected languages below this confidence fall back to the voice's own: short
-# texts are often ambiguous, and refusing them would be worse than a guess.
-AUTO_LANGUAGE_CONFIDENCE = 0.8
 DETERMINISTIC_BACKENDS = frozenset({"piper"})
 
 
@@ -127,7 +120,7 @@ class EngineClient:
             max_outstanding=settings.engine_max_outstanding,
         )
         self._cache = AudioCache(settings.audio_cache_bytes, deterministic_backends=DETERMINISTIC_BACKENDS)
-        self._voices: dict[str, Voice] = {}
+        self._catalog = VoiceCatalog(settings.max_text_chars)
         self._gains: dict[str, float] = {}
         self._ready = False
         self._lifecycle = asyncio.Lock()
@@ -171,10 +164,10 @@ class EngineClient:
     def _load_backend(self) -> None:
         self._backend.load()
         detect_language("warm up")
-        if not self._voices:
-            self._voices = {voice.id: voice for voice in self._backend.voices()}
-            for voice in self._voices.values():
+        if not self._catalog:
+            for voice in self._backend.voices():
                 self._gains[voice.id] = self._measure_gain(voice)
+                self._catalog.add(voice)
 
     async def _unload(self, why: str) -> None:
         async with self._lifecycle:
@@ -203,7 +196,7 @@ class EngineClient:
             return
         if self._loading is None or self._loading.done():
             self._loading = asyncio.create_task(self._load(), name="engine-load")
-        if not self._voices:
+        if not self._catalog:
             raise NotReady("the speech backend is loading; retry in a moment")
 
     def _measure_gain(self, voice: Voice) -> float:
@@ -236,49 +229,20 @@ class EngineClient:
         return "loading" if self._loading is not None and not self._loading.done() else "idle"
 
     def voices(self) -> Sequence[Voice]:
-        return tuple(self._voices.values())
+        return self._catalog.voices()
 
     def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
         """The voice named `voice_id`, or the first that speaks `language`, or the default one."""
         self._require_backend()
-        if voice_id in (None, "", "default"):
-            if language is None:
-                return next(iter(self._voices.values()))
-            speakers = [voice for voice in self._voices.values() if _speaks(voice, language)]
-            if not speakers:
-                spoken = ", ".join(sorted({code for v in self._voices.values() for code in v.languages}))
-                raise UnsupportedLanguage(f"language: no loaded voice speaks {language!r}; they speak {spoken}")
-            return speakers[0]
-        voice = self._voices.get(voice_id or "")
-        if voice is None:
-            known = ", ".join(sorted(self._voices))
-            raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
-        if language is not None and not _speaks(voice, language):
-            raise UnsupportedLanguage(
-                f"language: voice {voice.id!r} speaks {', '.join(voice.languages)}, not {language!r}"
-            )
-        return voice
+        return self._catalog.resolve_voice(voice_id, language)
 
     def validate_text(self, text: str) -> None:
-        if not text.strip():
-            raise InvalidRequest("text: must not be empty")
-        if len(text) > self._settings.max_text_chars:
-            raise TextTooLong(f"text: {len(text)} characters is over the limit of {self._settings.max_text_chars}")
-
-    def language_of(self, request: SynthesisRequest) -> str:
-        """The request's language: as given, or detected from its text when "auto"."""
-        if request.language.strip().lower() not in ("", "auto"):
-            return request.language.strip()
-        fallback = self.resolve_voice(request.voice).languages[0]
-        return detect_language(request.text, default=fallback, min_confidence=AUTO_LANGUAGE_CONFIDENCE)
+        self._catalog.validate_text(text)
 
     def stream(self, request: SynthesisRequest) -> ChunkStream:
         """Validate and admit `request`; raises MediaServerError subclasses on refusal."""
-        self.validate_text(request.text)
-        if not MIN_SPEED <= request.speed <= MAX_SPEED:
-            raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
-        language = self.language_of(request)
-        voice = self.resolve_voice(request.voice, language)
+        self._require_backend()
+        voice, language = self._catalog.admit(request)
         if request.priority == Priority.REALTIME and self._settings.ttfa_budget_ms > 0:
             self._check_budget()
         pipeline = RequestPipeline(
@@ -297,15 +261,15 @@ class EngineClient:
         """Clone a voice (or find the one already cloned from this reference) and make it usable."""
         cloner = self._cloner()
         voice = await asyncio.to_thread(cloner.create_voice, reference, sample_rate, transcript, name)
-        if voice.id not in self._voices:
+        if voice.id not in self._catalog:
             self._gains[voice.id] = await asyncio.to_thread(self._measure_gain, voice)
-            self._voices[voice.id] = voice
+            self._catalog.add(voice)
         return voice
 
     async def delete_voice(self, voice_id: str) -> None:
         cloner = self._cloner()
         await asyncio.to_thread(cloner.delete_voice, voice_id)
-        self._voices.pop(voice_id, None)
+        self._catalog.remove(voice_id)
         self._gains.pop(voice_id, None)
 
     def _cloner(self) -> VoiceCloner:
@@ -353,8 +317,3 @@ class EngineClient:
             busy_s=counters.busy_s,
             cache_bytes=self._cache.stats().bytes,
         )
-
-
-def _speaks(voice: Voice, language: str) -> bool:
-    wanted = language.lower()
-    return any(code.lower() in (wanted, wanted.split("-")[0]) for code in voice.languages)

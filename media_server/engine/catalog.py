@@ -1,0 +1,92 @@
+"""VoiceCatalog: the checks before admission (text, speed, language, voice) over a voice list.
+
+`EngineClient` keeps its backend's voices here; the gateway's `RemoteEngine`
+keeps the worker's, so both refuse a bad request at once, synchronously, with
+the same messages and error classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from media_server.engine.types import SynthesisRequest, Voice
+from media_server.errors import InvalidRequest, TextTooLong, UnknownVoice, UnsupportedLanguage
+from media_server.text.langid import detect_language
+
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
+# Detected languages below this confidence fall back to the voice's own: short
+# texts are often ambiguous, and refusing them would be worse than a guess.
+AUTO_LANGUAGE_CONFIDENCE = 0.8
+
+
+class VoiceCatalog:
+    def __init__(self, max_text_chars: int) -> None:
+        self._max_text_chars = max_text_chars
+        self._voices: dict[str, Voice] = {}
+
+    def update(self, voices: Sequence[Voice]) -> None:
+        self._voices = {voice.id: voice for voice in voices}
+
+    def voices(self) -> tuple[Voice, ...]:
+        return tuple(self._voices.values())
+
+    def add(self, voice: Voice) -> None:
+        self._voices[voice.id] = voice
+
+    def remove(self, voice_id: str) -> None:
+        self._voices.pop(voice_id, None)
+
+    def __contains__(self, voice_id: str) -> bool:
+        return voice_id in self._voices
+
+    def __bool__(self) -> bool:
+        return bool(self._voices)
+
+    def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
+        """The voice named `voice_id`, or the first that speaks `language`, or the default one."""
+        if voice_id in (None, "", "default"):
+            if language is None:
+                return next(iter(self._voices.values()))
+            speakers = [voice for voice in self._voices.values() if _speaks(voice, language)]
+            if not speakers:
+                spoken = ", ".join(sorted({code for v in self._voices.values() for code in v.languages}))
+                raise UnsupportedLanguage(f"language: no loaded voice speaks {language!r}; they speak {spoken}")
+            return speakers[0]
+        voice = self._voices.get(voice_id or "")
+        if voice is None:
+            known = ", ".join(sorted(self._voices))
+            raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
+        if language is not None and not _speaks(voice, language):
+            raise UnsupportedLanguage(
+                f"language: voice {voice.id!r} speaks {', '.join(voice.languages)}, not {language!r}"
+            )
+        return voice
+
+    def validate_text(self, text: str) -> None:
+        if not text.strip():
+            raise InvalidRequest("text: must not be empty")
+        if "\x00" in text:
+            raise InvalidRequest(f"text: character {text.index(chr(0))} is U+0000 (NUL), which no voice can read")
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(f"text: character {exc.start} is an unpaired surrogate, not a character") from exc
+        if len(text) > self._max_text_chars:
+            raise TextTooLong(f"text: {len(text)} characters is over the limit of {self._max_text_chars}")
+
+    def admit(self, request: SynthesisRequest) -> tuple[Voice, str]:
+        """The voice and language `request` will be spoken in; raises MediaServerError when it is refused."""
+        self.validate_text(request.text)
+        if not MIN_SPEED <= request.speed <= MAX_SPEED:
+            raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
+        language = request.language.strip()
+        if language.lower() in ("", "auto"):
+            fallback = self.resolve_voice(request.voice).languages[0]
+            language = detect_language(request.text, default=fallback, min_confidence=AUTO_LANGUAGE_CONFIDENCE)
+        return self.resolve_voice(request.voice, language), language
+
+
+def _speaks(voice: Voice, language: str) -> bool:
+    wanted = language.lower()
+    return any(code.lower() in (wanted, wanted.split("-")[0]) for code in voice.languages)
