@@ -25,7 +25,7 @@ $(VENV)/.dev: $(VENV)/.runtime
 # and, for the tests, headless Chromium (never a downloaded browser) and
 # promtool (extracted alone from the prometheus package to lint metrics config).
 RUN_PACKAGES := rubberband-cli
-TEST_PACKAGES := chromium
+TEST_PACKAGES := chromium coturn
 
 system-deps-run:
 	@missing=""; for p in $(RUN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
@@ -52,12 +52,12 @@ class Received:
 
 
 class SpeechClient:
-    def __init__(self, base_url: str, voice: str | None = None) -> None:
+    def __init__(self, base_url: str, voice: str | None = None, configuration: RTCConfiguration | None = None) -> None:
         self.base_url = base_url
         self.voice = voice
         self.session_id: str | None = None
         self.received = Received()
-        self._pc = RTCPeerConnection()
+        self._pc = RTCPeerConnection(configuration)
         self._channel = self._pc.createDataChannel("tts")
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -95,14 +95,20 @@ class SpeechClient:
         self, kind: str, utterance_id: str | None = None, timeout_s: float = 20.0, after: float = 0.0
     ) -> tuple[float, Event]:
         """The first event of `kind` (and `id`, if given) received at or after `after`."""
+        return await self.wait_first((kind,), utterance_id, timeout_s, after)
+
+    async def wait_first(
+        self,
+        kinds: tuple[str, ...],
+        utterance_id: str | None = None,
+        timeout_s: float = 20.0,
+        after: float = 0.0,
+    ) -> tuple[float, Event]:
+        """The first event of any of `kinds` (and `id`, if given) received at or after `after`."""
 
         def match() -> tuple[float, Event] | None:
             for at, ev in self.received.events:
-                if (
-                    at >= after
-                    and ev.get("type") == kind
-                    and (utterance_id is None or ev.get("id") == utterance_id)
-                ):
+                if at >= after and ev.get("type") in kinds and (utterance_id is None or ev.get("id") == utterance_id):
                     return at, ev
             return None
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, openapi, speech, static, telephony, voices, websocket
+from media_server.api import health, openapi, security, speech, static, telephony, voices, websocket
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
@@ -25,6 +25,7 @@ from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
 from signaling import routes as signaling_routes
 from signaling.registry import PeerRegistry, RegistryLimits
+from signaling.turn import TurnServers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
         middlewares=[metrics.middleware, request_id_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
+    security.install(app, settings)
     app.on_response_prepare.append(echo_request_id)
     app[SETTINGS] = settings
     app[ENGINE] = engine
@@ -78,9 +80,14 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
             max_peers=settings.max_peers,
             connect_timeout_s=settings.rtc_connect_timeout,
             idle_timeout_s=settings.rtc_idle_timeout,
+            max_sdp_bytes=settings.max_sdp_bytes,
+            max_peers_per_ip=settings.max_peers_per_ip,
         ),
     )
-    signaling_routes.add_routes(app, registry)
+    turn = None
+    if settings.turn_secret and settings.turn_urls:
+        turn = TurnServers(settings.turn_urls, settings.turn_secret, settings.turn_ttl)
+    signaling_routes.add_routes(app, registry, turn)
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)

@@ -36,6 +36,7 @@ from media_server.protocol import (
     new_utterance_id,
     parse_command,
 )
+from media_server.ratelimit import MessageRate
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Conversation:
         self._retired: set[asyncio.Task[None]] = set()
         self._after: dict[str | None, list[Callable[[], None]]] = {}
         self._idle = asyncio.Event()
+        self._message_rate = MessageRate(settings.max_messages_per_second)
 
     def attach(self, output: AudioOutput) -> None:
         """Start playing into `output` (which reports its playout events to `on_playout`)."""
@@ -126,7 +128,8 @@ class Conversation:
         """Handle one client message; a bad one gets an `error` event and changes nothing."""
         self._on_activity()
         try:
-            self.dispatch(parse_command(raw, self._settings.max_message_bytes))
+            if self._message_rate.admit():
+                self.dispatch(parse_command(raw, self._settings.max_message_bytes))
         except MediaServerError as exc:
             self.send_error(exc)
 

@@ -24,6 +24,14 @@ class TooManyPeers(SignalingError):
     retry_after_s = 5.0
 
 
+class TooManyPeersFromClient(SignalingError):
+    """One address holds its share of peers (`max_peers_per_ip`); it clears when one hangs up."""
+
+    code = "too_many_peers_from_client"
+    status = 429
+    retry_after_s = 5.0
+
+
 class UnknownSession(SignalingError):
     code = "unknown_session"
     status = 404

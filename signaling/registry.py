@@ -18,11 +18,9 @@ from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
-from signaling.errors import BadOffer, TooManyPeers, UnknownSession
+from signaling.errors import BadOffer, TooManyPeers, TooManyPeersFromClient, UnknownSession
 
 log = logging.getLogger(__name__)
-
-MAX_SDP_BYTES = 64 * 1024
 
 
 class Media(Protocol):
@@ -41,6 +39,7 @@ class Peer:
     created_at: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     media: Media | None = None
+    client: str | None = None
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -54,6 +53,8 @@ class RegistryLimits:
     max_peers: int = 64
     connect_timeout_s: float = 30.0
     idle_timeout_s: float = 600.0
+    max_sdp_bytes: int = 64 * 1024
+    max_peers_per_ip: int = 0  # 0: only `max_peers` applies
 
 
 class PeerRegistry:
@@ -91,25 +92,30 @@ class PeerRegistry:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def answer(self, offer: Mapping[str, Any]) -> dict[str, str]:
-        """Create a peer for `offer` (`{sdp, type: "offer", ...options}`) and return the answer."""
+    async def answer(self, offer: Mapping[str, Any], client: str | None = None) -> dict[str, str]:
+        """Create a peer for `offer` (`{sdp, type: "offer", ...options}`) from the address `client`
+        and return the answer."""
         sdp = offer.get("sdp")
         if not isinstance(sdp, str) or not sdp.strip():
             raise BadOffer("sdp: required, a non-empty string")
-        if len(sdp) > MAX_SDP_BYTES:
-            raise BadOffer(f"sdp: {len(sdp)} bytes is over the limit of {MAX_SDP_BYTES}")
+        size = len(sdp.encode("utf-8", "surrogatepass"))
+        if size > self._limits.max_sdp_bytes:
+            raise BadOffer(f"sdp: {size} bytes is over the limit of {self._limits.max_sdp_bytes}")
         if offer.get("type") != "offer":
             raise BadOffer(f"type: must be 'offer', got {offer.get('type')!r}")
         if len(self._peers) >= self._limits.max_peers:
             raise TooManyPeers(f"the server holds its maximum of {self._limits.max_peers} live peers")
+        per_ip = self._limits.max_peers_per_ip
+        if per_ip and client is not None and sum(p.client == client for p in self._peers.values()) >= per_ip:
+            raise TooManyPeersFromClient(f"{client} already holds its maximum of {per_ip} live peers")
         ice = [RTCIceServer(**server) for server in self._ice_servers]
-        peer = Peer(id=uuid.uuid4().hex, pc=RTCPeerConnection(RTCConfiguration(iceServers=ice)))
+        peer = Peer(id=uuid.uuid4().hex, pc=RTCPeerConnection(RTCConfiguration(iceServers=ice)), client=client)
         self._peers[peer.id] = peer
         try:
             await self._apply_offer(peer, sdp)
             options = {k: v for k, v in offer.items() if k not in ("sdp", "type")}
             peer.media = await self._attach(peer, options)
-            await peer.pc.setLocalDescription(await peer.pc.createAnswer())
+            await self._make_answer(peer)
         except BaseException:
             await self.close(peer.id)
             raise
@@ -129,8 +135,20 @@ class PeerRegistry:
             return
         if peer.media is not None:
             await peer.media.close()
-        await peer.pc.close()
+        try:
+            await peer.pc.close()
+        except Exception:
+            # aiortc cannot always close a connection it half negotiated from a bad offer; it is forgotten anyway.
+            log.warning("peer %s did not close cleanly", peer_id, exc_info=True)
         log.info("peer %s closed (%d live)", peer_id, len(self._peers))
+
+    @staticmethod
+    async def _make_answer(peer: Peer) -> None:
+        try:
+            await peer.pc.setLocalDescription(await peer.pc.createAnswer())
+        except Exception as exc:
+            # aiortc accepts some inconsistent offers (a BUNDLE naming a missing section) and fails only here.
+            raise BadOffer(f"sdp: no answer can be made to the offer: {exc or type(exc).__name__}") from exc
 
     @staticmethod
     async def _apply_offer(peer: Peer, sdp: str) -> None:

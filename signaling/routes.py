@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from signaling.errors import BadOffer
 from signaling.registry import PeerRegistry
+from signaling.turn import TurnServers
 
 REGISTRY_KEY = web.AppKey("peer_registry", PeerRegistry)
+TURN_KEY = web.AppKey("turn_servers", TurnServers)
 
 
 async def rtc_config(request: web.Request) -> web.Response:
-    return web.json_response({"iceServers": request.app[REGISTRY_KEY].ice_servers})
+    """The ICE servers for a client; with TURN configured, fresh short-lived TURN credentials and their `ttl`."""
+    servers = list(request.app[REGISTRY_KEY].ice_servers)
+    config: dict[str, Any] = {"iceServers": servers}
+    turn = request.app.get(TURN_KEY)
+    if turn is not None:
+        servers.append(turn.ice_server())
+        config["ttl"] = turn.ttl_s
+    return web.json_response(config)
 
 
 async def rtc_offer(request: web.Request) -> web.Response:
@@ -21,7 +32,7 @@ async def rtc_offer(request: web.Request) -> web.Response:
         raise BadOffer(f"body: not valid JSON ({exc})") from exc
     if not isinstance(offer, dict):
         raise BadOffer("body: expected a JSON object {sdp, type}")
-    return web.json_response(await request.app[REGISTRY_KEY].answer(offer))
+    return web.json_response(await request.app[REGISTRY_KEY].answer(offer, client=request.remote))
 
 
 async def rtc_hang_up(request: web.Request) -> web.Response:
@@ -29,8 +40,10 @@ async def rtc_hang_up(request: web.Request) -> web.Response:
     return web.json_response({"status": "closed"})
 
 
-def add_routes(app: web.Application, registry: PeerRegistry) -> None:
+def add_routes(app: web.Application, registry: PeerRegistry, turn: TurnServers | None = None) -> None:
     app[REGISTRY_KEY] = registry
+    if turn is not None:
+        app[TURN_KEY] = turn
     app.router.add_get("/rtc/config", rtc_config)
     app.router.add_post("/rtc/offer", rtc_offer)
     app.router.add_delete("/rtc/sessions/{session_id}", rtc_hang_up)

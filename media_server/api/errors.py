@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.typedefs import Handler
 
 from media_server.errors import MediaServerError
+from media_server.observability.metrics import CLIENT_CLOSED_STATUS
 from signaling.errors import SignalingError
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.code, exc.message, headers)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, "body_too_large", f"body: {exc.text}")
+    except BadHttpMessage as exc:
+        return error_response(400, "invalid_request", f"body: malformed ({exc.message})")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and (request.transport is None or request.transport.is_closing()):
+            return web.Response(status=CLIENT_CLOSED_STATUS)  # the client left mid-response: nobody to tell
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the server failed to handle the request")

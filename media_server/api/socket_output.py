@@ -107,7 +107,8 @@ class SocketOutput:
 
     async def close(self) -> None:
         self._sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # A sender that was waiting on a socket whose client vanished ends with ConnectionError: nothing to report.
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await self._sender
 
     def _push(self, item: _Audio | _End | _Text) -> None:

@@ -57,7 +57,9 @@ class TelephonyCall:
             return
         kind = message.get("event")
         if kind == "start":
-            self.stream_sid = message.get("streamSid") or message.get("start", {}).get("streamSid")
+            start = message.get("start")
+            sid = message.get("streamSid") or (start.get("streamSid") if isinstance(start, dict) else None)
+            self.stream_sid = sid if isinstance(sid, str) else None
         elif kind == "mark":
             echo = self._twilio("mark", mark=message.get("mark", {}))
             self.conversation.after_queued(lambda: self.output.after_audio(echo))
@@ -70,8 +72,10 @@ class TelephonyCall:
             self.conversation.send_error(InvalidRequest(f"event: unknown event {kind!r}"))
 
     async def close(self) -> None:
-        await self.conversation.close()
-        await self.output.close()
+        try:
+            await self.conversation.close()
+        finally:  # the client going away cancels the handler, maybe while the conversation closes
+            await self.output.close()
 
     def _speak(self, message: dict[str, Any]) -> None:
         try:

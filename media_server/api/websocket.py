@@ -53,8 +53,10 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
                 elif message.type == WSMsgType.BINARY:
                     conversation.send_error(InvalidRequest("message: send JSON text messages, not binary"))
         finally:
-            await conversation.close()
-            await output.close()
+            try:
+                await conversation.close()
+            finally:  # the client going away cancels this handler, maybe while the conversation closes
+                await output.close()
     return ws
 
 

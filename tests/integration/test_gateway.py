@@ -37,8 +37,9 @@ from media_server.errors import (
     TextTooLong,
     UnknownVoice,
     UnsupportedLanguage,
+    WorkerDied,
 )
-from media_server.gateway.wire import WorkerDied, error_from_wire, error_to_wire
+from media_server.gateway.wire import error_from_wire, error_to_wire
 from tests.server import RunningServer, start_server, wait_ready
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text that keeps the worker busy." for n in range(1, 16))

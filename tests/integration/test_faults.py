@@ -1,0 +1,167 @@
+"""Faults a real deployment sees, each cleaned up within seconds, as `/metrics` shows.
+
+A client that vanishes mid-utterance (its socket closed; its peer connection
+closed without a hang-up), a peer that never completes ICE, a WebSocket
+reader that stops reading (its request is parked: bounded memory, no model
+time), a synthesis step that fails mid-utterance. Each test ends when the
+server shows no peers, no sessions and no engine work again.
+
+The failing step is real, not mocked: the server's address space is capped
+(`RLIMIT_AS`, set on the running process) a little above what it uses, then
+it is asked for an utterance whose first sentence fits and whose second, one
+very long word, needs hundreds of megabytes in the voice model; onnxruntime
+fails to allocate them. The cap is lifted before the test goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+import pytest
+
+from loadtest.rtc_client import SpeechClient
+from tests.probes import CLEAN, bare_offer, internal_errors, sample, scrape, wait_for_metrics
+from tests.server import RunningServer, start_server
+
+CONNECT_TIMEOUT_S = 2.0
+LONG_TEXT = "This sentence is one of many in a long answer that nobody will hear to the end. " * 40
+# Room left in the address space for everything but the one huge synthesis step, which needs far more.
+ADDRESS_SPACE_MARGIN = 300 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[RunningServer]:
+    """Default settings: a peer that goes away is noticed by its connection state, long before a timeout."""
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def impatient() -> Iterator[RunningServer]:
+    server = start_server({"RTC_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S)})
+    yield server
+    server.stop()
+
+
+def _text_frame(text: str) -> bytes:
+    """One masked WebSocket text frame (RFC 6455), as a client must send it."""
+    payload = text.encode()
+    mask = b"\x1f\x2e\x3d\x4c"
+    length = len(payload)
+    header = bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
+    return header + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+@asynccontextmanager
+async def raw_websocket(url: str, receive_buffer: int | None = None) -> AsyncIterator[socket.socket]:
+    """A WebSocket client on a bare socket: the test decides whether it ever reads, and how it goes away."""
+    loop = asyncio.get_running_loop()
+    parts = urlsplit(url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (parts.hostname, parts.port))
+        request = (
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await loop.sock_recv(sock, 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        yield sock
+    finally:
+        sock.close()
+
+
+async def speak_raw(sock: socket.socket, text: str) -> None:
+    await asyncio.get_running_loop().sock_sendall(sock, _text_frame(json.dumps({"type": "speak", "text": text})))
+
+
+@pytest.mark.asyncio
+async def test_websocket_client_vanishing_mid_utterance(faulty: RunningServer) -> None:
+    async with raw_websocket(faulty.url + "/ws/tts") as sock:
+        await speak_raw(sock, LONG_TEXT)
+        await asyncio.get_running_loop().sock_recv(sock, 4096)  # the utterance is under way
+        await wait_for_metrics(faulty.url, {sample("media_server_sessions", route="ws"): 1.0})
+    assert internal_errors(await wait_for_metrics(faulty.url, CLEAN, timeout_s=5)) == 0
+
+
+@pytest.mark.asyncio
+async def test_webrtc_peer_vanishing_mid_utterance_without_hanging_up(faulty: RunningServer) -> None:
+    client = SpeechClient(faulty.url)
+    await client.connect()
+    client.send({"type": "speak", "text": LONG_TEXT, "id": "cut"})
+    await client.wait_event("audio_start", "cut")
+    await wait_for_metrics(faulty.url, {sample("media_server_sessions", route="webrtc"): 1.0})
+    await client.close()  # ICE and DTLS go away; no DELETE /rtc/sessions/{id}
+    await wait_for_metrics(faulty.url, CLEAN, timeout_s=5)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_never_connects_is_reaped(impatient: RunningServer) -> None:
+    pc, sdp = await bare_offer()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(impatient.url + "/rtc/offer", json={"sdp": sdp, "type": "offer"}) as resp:
+                assert resp.status == 200  # and the answer is never applied: ICE never completes
+        assert (await scrape(impatient.url))[sample("media_server_peers")] == 1
+        await wait_for_metrics(impatient.url, CLEAN, timeout_s=CONNECT_TIMEOUT_S + 3)
+    finally:
+        await pc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_websocket_reader_that_stops_reading_is_parked(faulty: RunningServer) -> None:
+    async with raw_websocket(faulty.url + "/ws/tts?format=pcm&sample_rate=48000", receive_buffer=4096) as sock:
+        await speak_raw(sock, LONG_TEXT)
+        parked = {
+            sample("media_server_engine_parked_requests"): 1.0,
+            sample("media_server_sessions", route="ws"): 1.0,
+        }
+        await wait_for_metrics(faulty.url, parked, timeout_s=30)
+    assert internal_errors(await wait_for_metrics(faulty.url, CLEAN, timeout_s=5)) == 0
+
+
+async def ws_events(url: str, text: str) -> list[dict[str, Any]]:
+    """The events of one utterance spoken over a WebSocket, up to its `done` or `error`."""
+    events: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/ws/tts") as ws:
+        await ws.send_json({"type": "speak", "text": text, "id": "u"})
+        async with asyncio.timeout(30):
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    events.append(json.loads(message.data))
+                    if events[-1]["type"] in ("done", "error"):
+                        break
+    return events
+
+
+@pytest.mark.asyncio
+async def test_a_synthesis_step_failing_mid_utterance(faulty: RunningServer) -> None:
+    assert [e["type"] for e in await ws_events(faulty.url, "Warming up first.")] == ["started", "audio_start", "done"]
+    failed_before = (await scrape(faulty.url))[sample("media_server_engine_requests_total", outcome="failed")]
+    server = psutil.Process(faulty.process.pid)
+    server.rlimit(psutil.RLIMIT_AS, (server.memory_info().vms + ADDRESS_SPACE_MARGIN, resource.RLIM_INFINITY))
+    try:
+        events = await ws_events(faulty.url, "This first sentence is heard. " + "a" * 4900)
+    finally:
+        server.rlimit(psutil.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert [e["type"] for e in events] == ["started", "audio_start", "error"]
+    assert events[-1]["code"] == "engine_error" and events[-1]["id"] == "u"
+    expected = {**CLEAN, sample("media_server_engine_requests_total", outcome="failed"): failed_before + 1}
+    assert internal_errors(await wait_for_metrics(faulty.url, expected, timeout_s=5)) == 0
+    assert [e["type"] for e in await ws_events(faulty.url, "Still speaking.")] == ["started", "audio_start", "done"]

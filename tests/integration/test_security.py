@@ -1,0 +1,260 @@
+"""API keys, the origin allow-list with CORS, and per-client rate limits, on real servers.
+
+Three servers with their own settings: `locked` (API keys, private metrics,
+listening on every interface, so cross-origin requests need the allow-list,
+which is empty), `listed` (an allow-list, on loopback) and `limited` (rate
+limits, behind a trusted proxy). The session's shared server shows the
+development default: on loopback with no allow-list, every origin may call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+
+import aiohttp
+import pytest
+from multidict import CIMultiDictProxy
+
+from tests.probes import bare_offer, scrape
+from tests.server import RunningServer, start_server
+
+KEYS = ("alpha-key", "beta-key")
+ALPHA = {"Authorization": "Bearer alpha-key"}
+APP = "https://app.example"
+ELSEWHERE = "https://elsewhere.example"
+SPEAK = {"type": "speak", "text": "Let me in.", "id": "s1"}
+
+
+@pytest.fixture(scope="module")
+def locked() -> Iterator[RunningServer]:
+    server = start_server({"API_KEYS": ",".join(KEYS), "METRICS_PUBLIC": "false", "HOST": "0.0.0.0"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def listed() -> Iterator[RunningServer]:
+    server = start_server({"ALLOWED_ORIGINS": APP + ", https://other.example/"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[RunningServer]:
+    server = start_server(
+        {
+            "RATE_LIMIT_PER_MINUTE": "6",
+            "RATE_LIMIT_BURST": "3",
+            "API_KEYS": "key-1,key-2,key-3",
+            "TRUSTED_PROXIES": "127.0.0.1/32",
+        }
+    )
+    yield server
+    server.stop()
+
+
+async def status_and_error(
+    url: str, method: str = "GET", headers: Mapping[str, str] | None = None, body: object = None
+) -> tuple[int, str | None, CIMultiDictProxy[str]]:
+    """The status, the error code if it is an error, and the headers."""
+    async with aiohttp.ClientSession() as http, http.request(method, url, headers=headers, json=body) as resp:
+        data = await resp.read()
+        code = json.loads(data)["error"]["code"] if resp.status >= 400 and data.startswith(b"{") else None
+        return resp.status, code, resp.headers
+
+
+async def speaks_over_websocket(url: str, headers: Mapping[str, str] | None = None) -> bool:
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_json(SPEAK)
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT and json.loads(message.data)["type"] == "done":
+                return True
+    return False
+
+
+async def handshake_status(url: str, headers: Mapping[str, str] | None = None) -> int:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url, headers=headers)
+    return refused.value.status
+
+
+# API keys
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/voices"), ("POST", "/tts"), ("GET", "/rtc/config"), ("GET", "/openapi.json"), ("GET", "/metrics")],
+)
+async def test_protected_routes_need_a_valid_key(locked: RunningServer, method: str, path: str) -> None:
+    for headers in (None, {"Authorization": "Bearer wrong-key"}, {"Authorization": "Basic YWxwaGEta2V5"}):
+        status, code, response_headers = await status_and_error(locked.url + path, method, headers)
+        assert (status, code) == (401, "unauthorized")
+        assert response_headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.asyncio
+async def test_every_key_opens_them(locked: RunningServer) -> None:
+    for key in KEYS:
+        status, _, _ = await status_and_error(locked.url + "/v1/voices", headers={"Authorization": f"bearer {key}"})
+        assert status == 200
+    assert (await scrape(locked.url, ALPHA))[("media_server_peers", ())] == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/healthz", "/readyz"])
+async def test_open_routes_need_no_key(locked: RunningServer, path: str) -> None:
+    status, _, _ = await status_and_error(locked.url + path)
+    assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_metrics_are_open_unless_made_private(server_url: str) -> None:
+    assert ("media_server_peers", ()) in await scrape(server_url)
+
+
+@pytest.mark.asyncio
+async def test_webrtc_is_checked_at_the_offer(locked: RunningServer) -> None:
+    pc, sdp = await bare_offer()
+    offer = {"sdp": sdp, "type": "offer"}
+    try:
+        status, code, _ = await status_and_error(locked.url + "/rtc/offer", "POST", body=offer)
+        assert (status, code) == (401, "unauthorized")
+        assert (await scrape(locked.url, ALPHA))[("media_server_peers", ())] == 0
+        async with aiohttp.ClientSession(locked.url, headers=ALPHA) as http:
+            async with http.post("/rtc/offer", json=offer) as resp:
+                assert resp.status == 200
+                session_id = (await resp.json())["session_id"]
+            async with http.delete(f"/rtc/sessions/{session_id}") as resp:
+                assert resp.status == 200
+    finally:
+        await pc.close()
+
+
+@pytest.mark.asyncio
+async def test_websocket_key_at_the_upgrade_by_header_or_query(locked: RunningServer) -> None:
+    ws_url = locked.url + "/ws/tts"
+    assert await handshake_status(ws_url) == 401
+    assert await handshake_status(ws_url + "?api_key=wrong-key") == 401
+    assert await speaks_over_websocket(ws_url + "?api_key=beta-key")
+    assert await speaks_over_websocket(ws_url, ALPHA)
+
+
+@pytest.mark.asyncio
+async def test_query_key_only_counts_on_websocket_upgrades(locked: RunningServer) -> None:
+    status, code, _ = await status_and_error(locked.url + "/v1/voices?api_key=alpha-key")
+    assert (status, code) == (401, "unauthorized")
+
+
+# Origins and CORS
+
+
+@pytest.mark.asyncio
+async def test_off_loopback_cross_origin_needs_the_allow_list(locked: RunningServer) -> None:
+    status, code, headers = await status_and_error(locked.url + "/v1/voices", headers={**ALPHA, "Origin": ELSEWHERE})
+    assert (status, code) == (403, "forbidden_origin")
+    assert "Access-Control-Allow-Origin" not in headers
+    assert await handshake_status(locked.url + "/ws/tts", {**ALPHA, "Origin": ELSEWHERE}) == 403
+
+
+@pytest.mark.asyncio
+async def test_same_origin_always_passes(locked: RunningServer) -> None:
+    own = {**ALPHA, "Origin": locked.url}
+    status, _, headers = await status_and_error(locked.url + "/v1/voices", headers=own)
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    assert await speaks_over_websocket(locked.url + "/ws/tts", own)
+
+
+@pytest.mark.asyncio
+async def test_allowed_origin_is_echoed_on_answers_errors_and_streams(listed: RunningServer) -> None:
+    origin = {"Origin": APP}
+    for method, path, body in (
+        ("GET", "/v1/voices", None),
+        ("POST", "/tts", {"text": ""}),
+        ("POST", "/tts/pcm", {"text": "Streamed across origins."}),
+    ):
+        status, _, headers = await status_and_error(listed.url + path, method, origin, body)
+        assert status in (200, 400)
+        assert headers["Access-Control-Allow-Origin"] == APP
+        assert "Origin" in headers["Vary"]
+        assert "Retry-After" in headers["Access-Control-Expose-Headers"]
+    other = {"Origin": "https://OTHER.example"}
+    assert (await status_and_error(listed.url + "/v1/voices", headers=other))[0] == 200
+
+
+@pytest.mark.asyncio
+async def test_preflight_is_answered_for_allowed_origins_only(listed: RunningServer) -> None:
+    asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
+    status, _, headers = await status_and_error(listed.url + "/tts", "OPTIONS", {**asks, "Origin": APP})
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == APP
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    assert {"authorization", "content-type"} <= {
+        h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")
+    }
+    status, code, _ = await status_and_error(listed.url + "/tts", "OPTIONS", {**asks, "Origin": ELSEWHERE})
+    assert (status, code) == (403, "forbidden_origin")
+
+
+@pytest.mark.asyncio
+async def test_a_set_allow_list_applies_on_loopback_too(listed: RunningServer) -> None:
+    for origin in (ELSEWHERE, "null"):
+        status, code, _ = await status_and_error(listed.url + "/healthz", headers={"Origin": origin})
+        assert (status, code) == (403, "forbidden_origin")
+    assert await handshake_status(listed.url + "/ws/tts", {"Origin": ELSEWHERE}) == 403
+    assert await speaks_over_websocket(listed.url + "/ws/tts", {"Origin": APP})
+
+
+@pytest.mark.asyncio
+async def test_on_loopback_with_no_allow_list_every_origin_may_call(server_url: str) -> None:
+    status, _, headers = await status_and_error(server_url + "/v1/voices", headers={"Origin": ELSEWHERE})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == ELSEWHERE
+    preflight = {"Origin": ELSEWHERE, "Access-Control-Request-Method": "POST"}
+    assert (await status_and_error(server_url + "/tts", "OPTIONS", preflight))[0] == 204
+
+
+# Rate limits (each test takes its own key or forwarded address, so buckets never carry over)
+
+
+def forwarded(address: str, key: str | None = None) -> dict[str, str]:
+    headers = {"X-Forwarded-For": f"198.51.100.99, {address}"}
+    return {**headers, "Authorization": f"Bearer {key}"} if key else headers
+
+
+@pytest.mark.asyncio
+async def test_each_key_has_its_own_bucket(limited: RunningServer) -> None:
+    url = limited.url + "/v1/voices"
+    for _ in range(3):
+        assert (await status_and_error(url, headers=forwarded("203.0.113.1", "key-1")))[0] == 200
+    status, code, headers = await status_and_error(url, headers=forwarded("203.0.113.2", "key-1"))
+    assert (status, code) == (429, "rate_limited")
+    assert int(headers["Retry-After"]) >= 1
+    assert (await status_and_error(url, headers=forwarded("203.0.113.1", "key-2")))[0] == 200
+
+
+@pytest.mark.asyncio
+async def test_guessing_keys_spends_the_address_budget(limited: RunningServer) -> None:
+    url = limited.url + "/v1/voices"
+    for _ in range(3):
+        assert (await status_and_error(url, headers=forwarded("203.0.113.7", "guess")))[1] == "unauthorized"
+    assert (await status_and_error(url, headers=forwarded("203.0.113.7", "guess")))[1] == "rate_limited"
+    assert (await status_and_error(url, headers=forwarded("203.0.113.7", "key-3")))[0] == 200
+    assert (await status_and_error(url, headers=forwarded("203.0.113.8", "guess")))[1] == "unauthorized"
+
+
+@pytest.mark.asyncio
+async def test_the_client_is_the_address_the_trusted_proxy_saw(limited: RunningServer) -> None:
+    url = limited.url + "/v1/voices"
+    for spoofed in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        headers = {"X-Forwarded-For": f"{spoofed}, 203.0.113.20"}
+        assert (await status_and_error(url, headers=headers))[1] == "unauthorized"
+    headers = {"X-Forwarded-For": "192.0.2.4, 203.0.113.20"}
+    assert (await status_and_error(url, headers=headers))[1] == "rate_limited"
+
+
+@pytest.mark.asyncio
+async def test_open_routes_are_not_rate_limited(limited: RunningServer) -> None:
+    for _ in range(5):
+        assert (await status_and_error(limited.url + "/healthz", headers=forwarded("203.0.113.30")))[0] == 200
