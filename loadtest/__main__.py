@@ -1,0 +1,351 @@
+"""Command line: `python -m loadtest rtc | http | capacity | plot | report`.
+
+`rtc`, `http` and `capacity` load a server. `--url` targets a running one (its CPU is measured
+when its process can be found by its port, or is given with `--server-pid`); otherwise a server
+is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE` settings,
+its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same name
+into `--out` and prints its figures as Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, TypeVar
+
+from loadtest import results
+from loadtest.baseline import start_piper_server
+from loadtest.capacity import Criteria, search
+from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped, merge, probe, run_phase
+from loadtest.plot import plot
+from loadtest.profiling import Profiler, summarize
+from loadtest.report import render
+from loadtest.resources import QUIET_PERCENT, CpuUsage, wait_for_quiet
+from loadtest.server_process import listener_pid, start_media_server
+from loadtest.swarm import LevelResult, SwarmConfig, run_level
+from loadtest.texts import UniqueTexts
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+EPILOG = """\
+examples:
+  python -m loadtest rtc --peers 1 8 16             # a server is started for the run
+  python -m loadtest rtc --peers 16 --burst --url http://127.0.0.1:8080
+  python -m loadtest capacity --start 8 --step 8
+  python -m loadtest http --baseline --concurrency 1 4 --rounds 3 --duration 30
+  python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
+  python -m loadtest report loadtest/results/*.json
+  python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a run loads: the server's URL, the processes to measure, where profiles go."""
+
+    url: str
+    pids: dict[str, int | None]
+    baseline_url: str | None
+    profile_dir: Path | None
+    stamp: str
+    quiet_wait_s: float
+    retries: int
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--url", help="load the server already running at this URL")
+    where.add_argument("--spawn", action="store_true", help="start a server for the run (the default)")
+    common.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting of the spawned server"
+    )
+    common.add_argument("--server-pid", type=int, help="process of the --url server, for its CPU")
+    common.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: %(default)s)")
+    common.add_argument("--profile", action="store_true", help="sample the server with py-spy at each level")
+    common.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="before each level, wait up to S s for other work on the machine to stop (default: 60)",
+    )
+    common.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="run a level again when other work used the machine meanwhile (default: 2)",
+    )
+
+    swarm = argparse.ArgumentParser(add_help=False)
+    swarm.add_argument("--pause", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
+    swarm.add_argument("--seed", type=int, default=7)
+    swarm.add_argument("--voice", help="voice id for every peer (default: the server's)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest",
+        description="Load tests of the media server: WebRTC swarms, HTTP clients, capacity search.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    rtc = commands.add_parser("rtc", parents=[common, swarm], help="a swarm of WebRTC peers, level by level")
+    rtc.add_argument("--peers", type=int, nargs="+", default=[1, 8, 16], help="sessions per level")
+    rtc.add_argument("--duration", type=float, default=30.0, help="seconds per level (default: 30)")
+    rtc.add_argument("--burst", action="store_true", help="all peers speak at the same moment")
+
+    capacity = commands.add_parser("capacity", parents=[common, swarm], help="most sessions within targets")
+    capacity.add_argument("--duration", type=float, default=20.0, help="seconds per level (default: 20)")
+    capacity.add_argument("--start", type=int, default=8)
+    capacity.add_argument("--step", type=int, default=8)
+    capacity.add_argument("--max", type=int, default=64)
+    capacity.add_argument("--p95-ttfa-ms", type=float, default=Criteria.max_p95_ttfa_ms)
+
+    http = commands.add_parser("http", parents=[common], help="concurrent REST, SSE, PCM and WebSocket clients")
+    names = [route.name for route in ROUTES]
+    http.add_argument("--routes", nargs="+", choices=names, default=names, help="routes to load (default: all)")
+    http.add_argument("--concurrency", type=int, nargs="+", default=[4], help="clients per phase")
+    http.add_argument("--duration", type=float, default=20.0, help="seconds per phase (default: %(default)s)")
+    http.add_argument("--baseline", action="store_true", help="also load piper's own HTTP server")
+    http.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleave the routes in this many slices of the duration each, so a noisy machine "
+        "weighs on every route alike (default: 1)",
+    )
+
+    plot_cmd = commands.add_parser("plot", help="draw results files into one PNG")
+    plot_cmd.add_argument("files", type=Path, nargs="+")
+    plot_cmd.add_argument("-o", "--output", type=Path, required=True)
+    report = commands.add_parser("report", help="print results files as Markdown tables")
+    report.add_argument("files", type=Path, nargs="+")
+    return parser
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Measurement(Protocol):
+    @property
+    def cpu(self) -> dict[str, CpuUsage | None]: ...
+
+
+M = TypeVar("M", bound=_Measurement)
+
+
+def _others_percent(measurement: _Measurement) -> float:
+    others = measurement.cpu.get("others")
+    return 0.0 if others is None else others.percent
+
+
+async def _profiled(
+    run: Callable[[], Awaitable[M]], target: Target, pid: int | None, name: str
+) -> tuple[M, list[Path]]:
+    """`run()`, sampled by py-spy when profiling; the profile's path comes with the result."""
+    if target.profile_dir is None:
+        return await run(), []
+    if pid is None:
+        raise SystemExit("--profile needs the server's process: use --spawn or --server-pid")
+    path = target.profile_dir / f"profile-{target.stamp}-{name.replace(' ', '-')}.txt"
+    with Profiler(pid, path):
+        result = await run()
+    return result, [path]
+
+
+async def _measure(run: Callable[[], Awaitable[M]], target: Target, pid: int | None, name: str) -> tuple[M, list[Path]]:
+    """One level or phase, started when the machine is quiet and run again (up to `--retries`
+    times) while other work used it meanwhile; the quietest attempt is kept."""
+    best: tuple[M, list[Path]] | None = None
+    for attempt in range(1 + target.retries):
+        if target.quiet_wait_s > 0 and not await wait_for_quiet(target.quiet_wait_s):
+            _log(f"{name}: the machine is still busy after {target.quiet_wait_s:.0f} s; measuring anyway")
+        result = await _profiled(run, target, pid, name)
+        others = _others_percent(result[0])
+        if best is None or others < _others_percent(best[0]):
+            best = result
+        if others < QUIET_PERCENT:
+            break
+        if attempt < target.retries:
+            _log(f"{name}: other work used {others:.0f}% of a core meanwhile; measuring again")
+    assert best is not None
+    return best
+
+
+def _swarm_config(args: argparse.Namespace, peers: int) -> SwarmConfig:
+    return SwarmConfig(
+        peers=peers,
+        duration_s=args.duration,
+        burst=getattr(args, "burst", False),
+        pause_s=(args.pause[0], args.pause[1]),
+        seed=args.seed,
+        voice=args.voice,
+    )
+
+
+def _phase_line(phase: PhaseResult) -> str:
+    s = phase.summary
+    ttfb = f"TTFB p50 {s.ttfb.p50:.0f} ms" if s.ttfb else "no audio"
+    return f"{s.ok}/{s.requests} ok, {ttfb}, {s.audio_x_realtime:.1f}x real time{_others(phase)}"
+
+
+def _others(measurement: _Measurement) -> str:
+    others = _others_percent(measurement)
+    return f" (other work used {others:.0f}% of a core meanwhile)" if others >= QUIET_PERCENT else ""
+
+
+async def _level(target: Target, config: SwarmConfig) -> LevelResult:
+    run = functools.partial(run_level, target.url, config, target.pids)
+    level, profile = await _measure(run, target, target.pids["server"], f"{config.peers} sessions")
+    s = level.summary
+    ttfa = f"p50 {s.server_ttfa.p50:.0f} p95 {s.server_ttfa.p95:.0f} ms" if s.server_ttfa else "none"
+    done = f"{s.completed}/{s.utterances} done, {s.underrun_utterances} underran"
+    _log(f"{config.peers} sessions: {done}, server TTFA {ttfa}{_others(level)}")
+    return dataclasses.replace(level, profile=summarize(profile))
+
+
+async def _rtc(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    levels = [await _level(target, _swarm_config(args, peers)) for peers in args.peers]
+    return {"levels": [dataclasses.asdict(level) for level in levels]}
+
+
+async def _capacity(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    result = await search(
+        functools.partial(_level, target),
+        _swarm_config(args, args.start),
+        Criteria(max_p95_ttfa_ms=args.p95_ttfa_ms),
+        args.start,
+        args.step,
+        args.max,
+    )
+    _log(f"capacity: {result.capacity} sessions")
+    return dataclasses.asdict(result)
+
+
+async def _runnable(plan: list[tuple[str, str, Route]]) -> tuple[list[tuple[str, str, Route]], list[Skipped]]:
+    runnable, skipped = [], []
+    for name, url, route in plan:
+        reason = await probe(url, route)
+        if reason is None:
+            runnable.append((name, url, route))
+        else:
+            _log(f"skipping {name} {route.name}: {reason}")
+            skipped.append(Skipped(name, route.name, reason))
+    return runnable, skipped
+
+
+async def _http(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    plan = [("media-server", target.url, route) for route in ROUTES if route.name in args.routes]
+    if target.baseline_url is not None:
+        plan.append(("piper", target.baseline_url, PIPER_ROUTE))
+    runnable, skipped = await _runnable(plan)
+    slices: dict[tuple[str, str, int], list[tuple[PhaseResult, list[Path]]]] = {}
+    texts = UniqueTexts()
+    for concurrency in args.concurrency:
+        for turn in range(1, args.rounds + 1):
+            for name, url, route in runnable:
+                pid = target.pids["piper" if name == "piper" else "server"]
+                slice_s = args.duration / args.rounds
+                run = functools.partial(run_phase, url, route, name, concurrency, slice_s, target.pids, texts)
+                label = f"{name} {route.name} x{concurrency} round {turn}"
+                measured = await _measure(run, target, pid, label)
+                _log(f"{label}: {_phase_line(measured[0])}")
+                slices.setdefault((name, route.name, concurrency), []).append(measured)
+    phases = [
+        dataclasses.replace(merge([p for p, _ in group]), profile=summarize([f for _, paths in group for f in paths]))
+        for group in slices.values()
+    ]
+    for phase in phases:
+        _log(f"{phase.target} {phase.route} x{phase.concurrency}: {_phase_line(phase)}")
+    return {
+        "phases": [dataclasses.asdict(phase) for phase in phases],
+        "skipped": [dataclasses.asdict(skip) for skip in skipped],
+    }
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "rtc": _rtc,
+    "capacity": _capacity,
+    "http": _http,
+}
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env {pair!r}: expected KEY=VALUE")
+        settings[key] = value
+    return settings
+
+
+def _exit_on_terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so the servers this run started are stopped
+
+
+def _load(args: argparse.Namespace, argv: list[str]) -> int:
+    previous = signal.signal(signal.SIGTERM, _exit_on_terminate)
+    try:
+        return _run(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    command: str = args.command
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out: Path = args.out
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            url = args.url.rstrip("/")
+            pid = args.server_pid or listener_pid(url)
+            server: dict[str, Any] = {"url": url, "spawned": False, "pid": pid}
+        else:
+            env = _settings(args.env)
+            service = start_media_server(env, out / f"server-{stamp}.log")
+            stack.callback(service.stop)
+            url, pid = service.url, service.pid
+            server = {"url": url, "spawned": True, "pid": pid, "env": env}
+        pids: dict[str, int | None] = {"server": pid}
+        baseline_url = None
+        if command == "http" and args.baseline:
+            piper = start_piper_server(out / f"piper-{stamp}.log")
+            stack.callback(piper.stop)
+            pids["piper"], baseline_url = piper.pid, piper.url
+        target = Target(url, pids, baseline_url, out if args.profile else None, stamp, args.quiet_wait, args.retries)
+        body = asyncio.run(RUNNERS[command](args, target))
+    doc = results.document(command, shlex.join(["python", "-m", "loadtest", *argv]), server, body)
+    path = results.write(doc, out / f"{command}-{stamp}.json")
+    figure = plot([doc], path.with_suffix(".png"))
+    print(render([doc]))
+    _log(f"wrote {path} and {figure}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    if args.command == "plot":
+        _log(f"wrote {plot(results.load(args.files), args.output)}")
+        return 0
+    if args.command == "report":
+        print(render(results.load(args.files)))
+        return 0
+    return _load(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The results as one PNG, from any mix of results documents: WebRTC TTFA and HTTP TTFB as CDFs per
+route, sessions vs TTFA, sessions vs stretch, the server's own latency breakdown by sessions, and
+HTTP throughput beside the piper baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+from loadtest.report import SERVER_SERIES
+from loadtest.results import Document, http_phases, rtc_levels
+from loadtest.utterance import UNDERRUN_TOLERANCE_MS
+
+TTFA_TARGET_P50_MS = 60
+TTFA_TARGET_P95_MS = 150
+CDF_TICKS_MS = (20, 50, 100, 150, 200, 300, 500, 1000, 2000, 5000)
+Item = dict[str, Any]
+
+
+def _cdf(ax: Axes, values: Sequence[float], label: str, style: str = "-") -> None:
+    if values:
+        data = np.sort(np.asarray(values, dtype=np.float64))
+        ax.plot(data, np.arange(1, len(data) + 1) / len(data), style, label=label, linewidth=1.2)
+
+
+def _values(items: Sequence[Item], key: str) -> list[float]:
+    return [float(item[key]) for item in items if item[key] is not None and item.get("error") is None]
+
+
+def _stat(level: Item, name: str, key: str) -> float:
+    summary = level["summary"][name]
+    return float("nan") if summary is None else float(summary[key])
+
+
+def _log_ms_axis(ax: Axes, label: str) -> None:
+    ax.axvline(TTFA_TARGET_P95_MS, color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(CDF_TICKS_MS))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(label)
+    ax.set_ylabel("fraction")
+
+
+def _rtc_cdf(ax: Axes, docs: Sequence[Document]) -> None:
+    for doc in docs:
+        if doc["kind"] != "rtc":
+            continue
+        for level in doc["rtc"]["levels"]:
+            name = f"{level['peers']} sessions" + (" (burst)" if level["mode"] == "burst" else "")
+            _cdf(ax, _values(level["utterances"], "server_ttfa_ms"), f"{name}: server")
+            _cdf(ax, _values(level["utterances"], "client_ttfa_corrected_ms"), f"{name}: client - 80 ms", "--")
+    _log_ms_axis(ax, "time to first audio (ms, log)")
+    ax.set_title("WebRTC TTFA, CDF (grey: p95 target)")
+
+
+def _phase_label(phase: Item) -> str:
+    settings = "" if phase["target"] == "piper" or phase["settings"] == "defaults" else f" {phase['settings']}"
+    return f"{phase['route']} x{phase['concurrency']}{settings}"
+
+
+def _http_cdf(ax: Axes, phases: Sequence[Item]) -> None:
+    for phase in phases:
+        style = ":" if phase["target"] == "piper" else "-"
+        _cdf(ax, _values(phase["requests"], "ttfb_ms"), _phase_label(phase), style)
+    _log_ms_axis(ax, "time to first byte of audio (ms, log)")
+    ax.set_title("HTTP / WebSocket TTFB, CDF (dotted: piper)")
+
+
+def _sessions_ttfa(ax: Axes, levels: Sequence[Item]) -> None:
+    peers = [level["peers"] for level in levels]
+    ax.plot(peers, [_stat(lv, "server_ttfa", "p95") for lv in levels], "o-", label="server p95")
+    ax.plot(peers, [_stat(lv, "server_ttfa", "p50") for lv in levels], "s-", label="server p50")
+    ax.plot(peers, [_stat(lv, "client_ttfa_corrected", "p95") for lv in levels], "^--", label="client p95 - 80 ms")
+    ax.axhline(TTFA_TARGET_P95_MS, color="red", linewidth=0.8, label="p95 target")
+    ax.axhline(TTFA_TARGET_P50_MS, color="orange", linewidth=0.8, label="p50 target")
+    ax.set_xlabel("live WebRTC sessions")
+    ax.set_ylabel("TTFA (ms)")
+    ax.set_title("sessions vs TTFA")
+
+
+def _sessions_stretch(ax: Axes, levels: Sequence[Item]) -> None:
+    peers = [level["peers"] for level in levels]
+    ax.plot(peers, [_stat(lv, "playout_stretch", "p95") for lv in levels], "o-", label="playout stretch p95")
+    ax.plot(peers, [_stat(lv, "playout_stretch", "max") for lv in levels], "v-", label="playout stretch max")
+    ax.plot(peers, [_stat(lv, "stretch", "p95") for lv in levels], "s--", label="audible stretch p95")
+    ax.plot(peers, [_stat(lv, "max_gap", "p95") for lv in levels], "x:", label="max frame gap p95")
+    ax.axhline(UNDERRUN_TOLERANCE_MS, color="red", linewidth=0.8, label="underrun threshold")
+    for level in levels:
+        if underran := level["summary"]["underrun_utterances"]:
+            ax.annotate(f"{underran} underran", (level["peers"], UNDERRUN_TOLERANCE_MS), fontsize=7)
+    ax.set_xlabel("live WebRTC sessions")
+    ax.set_ylabel("ms")
+    ax.set_title("sessions vs stretch (above 0: silence inserted)")
+
+
+def _server_breakdown(ax: Axes, levels: Sequence[Item]) -> None:
+    measured = [level for level in levels if level.get("server_histograms")]
+    peers = [level["peers"] for level in measured]
+    for name, series in SERVER_SERIES:
+        p95 = [1000 * (level["server_histograms"].get(series, {}).get("p95") or float("nan")) for level in measured]
+        ax.plot(peers, p95, "o-", label=f"{name} p95")
+    ax.set_yscale("log")
+    ax.set_xlabel("live WebRTC sessions")
+    ax.set_ylabel("ms (log)")
+    ax.set_title("the server's own account (/metrics)")
+
+
+def _throughput(ax: Axes, phases: Sequence[Item]) -> None:
+    rows = range(len(phases))
+    speed = [p["summary"]["audio_x_realtime"] for p in phases]
+    colors = ["tab:grey" if p["target"] == "piper" else "tab:blue" for p in phases]
+    bars = ax.barh(rows, speed, color=colors)
+    for bar, phase in zip(bars, phases, strict=True):
+        ttfb = phase["summary"]["ttfb"]
+        if ttfb is not None:
+            ax.annotate(f" TTFB {ttfb['p50']:.0f} ms", (bar.get_width(), bar.get_y()), fontsize=6)
+    ax.set_yticks(rows, [_phase_label(phase) for phase in phases], fontsize=6)
+    ax.set_xlim(0, max(speed) * 1.3)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds of audio per second (x real time)")
+    ax.set_title("HTTP throughput (grey: piper baseline)")
+
+
+def plot(docs: Sequence[Document], path: Path) -> Path:
+    """Draw every panel the documents have data for into `path`."""
+    levels = [level for level in rtc_levels(docs) if level["mode"] == "conversation"]
+    phases = http_phases(docs)
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    panels: list[tuple[Axes, bool, Callable[[Axes], None]]] = [
+        (axes[0][0], bool(rtc_levels(docs)), lambda ax: _rtc_cdf(ax, docs)),
+        (axes[0][1], bool(levels), lambda ax: _sessions_ttfa(ax, levels)),
+        (axes[0][2], bool(levels), lambda ax: _sessions_stretch(ax, levels)),
+        (axes[1][0], any(lv.get("server_histograms") for lv in levels), lambda ax: _server_breakdown(ax, levels)),
+        (axes[1][1], bool(phases), lambda ax: _http_cdf(ax, phases)),
+        (axes[1][2], bool(phases), lambda ax: _throughput(ax, phases)),
+    ]
+    for ax, has_data, draw in panels:
+        if has_data:
+            draw(ax)
+        else:
+            ax.text(0.5, 0.5, "no data in these results", ha="center", transform=ax.transAxes)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    machine = docs[0]["machine"] if docs else {}
+    fig.suptitle(f"media-server load test, {machine.get('logical_cpus')} CPUs, {machine.get('date')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=64)
+    plt.close(fig)
+    return path

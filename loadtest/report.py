@@ -1,0 +1,170 @@
+"""The results as Markdown tables, for `loadtest/RESULTS.md` and the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from loadtest.results import Document, http_phases, rtc_levels
+
+PROFILE_TOP = 8
+Row = dict[str, Any]
+
+
+def _pair(summary: Row, name: str, low: str = "p50", high: str = "p95") -> str:
+    dist = summary[name]
+    return "-" if dist is None else f"{dist[low]:.0f} / {dist[high]:.0f}"
+
+
+def _cpu(cpu: Row, name: str) -> str:
+    usage = cpu.get(name)
+    return "-" if usage is None else f"{usage['percent']:.0f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rtc_table(levels: Sequence[Row]) -> str:
+    header = (
+        "sessions",
+        "mode",
+        "server settings",
+        "done / sent",
+        "server TTFA p50 / p95",
+        "client TTFA p50 / p95 (raw)",
+        "client TTFA p50 / p95 (-80 ms)",
+        "audible stretch p95",
+        "playout stretch p95 / max",
+        "underruns (utt. / sessions / server)",
+        "frame gap p95 / max",
+        "CPU % server / loadgen / others / machine",
+        "loadgen lag p95",
+    )
+    rows = []
+    for level in levels:
+        s, cpu = level["summary"], level["cpu"]
+        server = s["server_underruns"]
+        lag = level["loadgen_loop_lag"]
+        rows.append(
+            (
+                str(level["peers"]),
+                level["mode"],
+                level["settings"],
+                f"{s['completed']} / {s['utterances']}",
+                _pair(s, "server_ttfa"),
+                _pair(s, "client_ttfa"),
+                _pair(s, "client_ttfa_corrected"),
+                "-" if s["stretch"] is None else f"{s['stretch']['p95']:.0f}",
+                _pair(s, "playout_stretch", "p95", "max"),
+                f"{s['underrun_utterances']} / {s['sessions_with_underruns']} / "
+                + ("n/a" if server is None else f"{server['gaps']:.0f}"),
+                _pair(s, "max_gap", "p95", "max"),
+                " / ".join(_cpu(cpu, name) for name in ("server", "loadgen", "others", "machine")),
+                "-" if lag is None else f"{lag['p95']:.1f}",
+            )
+        )
+    return _table(header, rows)
+
+
+# The server's own latency histograms (from /metrics) shown per level: (column, series).
+SERVER_SERIES = (
+    ("TTFA", 'media_server_ttfa_seconds{route="webrtc"}'),
+    ("queue wait (real-time)", 'media_server_queue_wait_seconds{priority="realtime"}'),
+    ("engine step", "media_server_engine_step_seconds"),
+    ("chunk gap", 'media_server_chunk_gap_seconds{route="webrtc"}'),
+    ("track lag", "media_server_track_lag_seconds"),
+)
+
+
+def server_table(levels: Sequence[Row]) -> str:
+    """Where the server says the time went: its histograms' p50 / p95 in ms, per level."""
+    header = ("sessions", "mode", "server settings", *(f"{name} p50 / p95" for name, _ in SERVER_SERIES))
+    rows = []
+    for level in levels:
+        histograms = level.get("server_histograms") or {}
+        cells = []
+        for _, series in SERVER_SERIES:
+            h = histograms.get(series)
+            cells.append("-" if h is None else f"{1000 * (h['p50'] or 0):.0f} / {1000 * (h['p95'] or 0):.0f}")
+        rows.append((str(level["peers"]), level["mode"], level["settings"], *cells))
+    return _table(header, rows)
+
+
+def http_table(phases: Sequence[Row]) -> str:
+    header = (
+        "target",
+        "server settings",
+        "route",
+        "clients",
+        "ok / sent",
+        "TTFB p50 / p95",
+        "total p50 / p95",
+        "audio x real time",
+        "req/s",
+        "CPU % server / piper / loadgen / others / machine",
+    )
+    rows = []
+    for phase in phases:
+        s, cpu = phase["summary"], phase["cpu"]
+        rows.append(
+            (
+                phase["target"],
+                "-" if phase["target"] == "piper" else phase["settings"],
+                f"`{phase['route']}`",
+                str(phase["concurrency"]),
+                f"{s['ok']} / {s['requests']}",
+                _pair(s, "ttfb"),
+                _pair(s, "total"),
+                f"{s['audio_x_realtime']:.1f}",
+                f"{s['requests_per_s']:.2f}",
+                " / ".join(_cpu(cpu, name) for name in ("server", "piper", "loadgen", "others", "machine")),
+            )
+        )
+    return _table(header, rows)
+
+
+def _profiles(items: Sequence[Row], label: str) -> list[str]:
+    lines = []
+    for item in items:
+        profile = item.get("profile")
+        if profile is None:
+            continue
+        threads = ", ".join(f"{name} {share:.0f}%" for name, share in profile["threads"].items())
+        top = "; ".join(f"{name} {share:.0f}%" for name, share in profile["top_self"][:PROFILE_TOP])
+        lines.append(f"- {label.format(**item)} ({profile['samples']} samples): threads {threads}. Top: {top}")
+    return lines
+
+
+def render(docs: Sequence[Document]) -> str:
+    """Tables of every WebRTC level, capacity search and HTTP phase in `docs`."""
+    parts = []
+    for doc in docs:
+        machine = doc["machine"]
+        where = f"{machine['date']}, {machine['cpu']}, {machine['logical_cpus']} logical CPUs"
+        parts.append(f"`{doc['command']}`: {where}, code at {doc['revision']}")
+    levels = rtc_levels(docs)
+    if levels:
+        parts.append(rtc_table(levels))
+        if any(level.get("server_histograms") for level in levels):
+            parts.append("The server's own account (`/metrics` histograms, ms):\n\n" + server_table(levels))
+    for doc in docs:
+        if doc["kind"] == "capacity":
+            result = doc["capacity"]
+            verdicts = "; ".join(
+                f"{v['peers']}: {'pass' if v['passed'] else 'fail (' + ', '.join(v['reasons']) + ')'}"
+                for v in result["verdicts"]
+            )
+            parts.append(f"Capacity: **{result['capacity']} sessions**. Levels tried: {verdicts}.")
+    phases = http_phases(docs)
+    if phases:
+        parts.append(http_table(phases))
+    skipped = [skip for doc in docs if doc["kind"] == "http" for skip in doc["http"]["skipped"]]
+    if skipped:
+        parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
+    profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")
+    if profiles:
+        parts.append("Server profile (py-spy, share of samples):\n" + "\n".join(profiles))
+    return "\n\n".join(parts) + "\n"
