@@ -35,13 +35,34 @@ class ServiceProcess:
         return self.process.pid
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.log.close()
+
+
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_http_ok(process: subprocess.Popen[bytes], url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Block until `url` answers 200; RuntimeError if `process` exits first, TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
 
 
 def free_port() -> int:
@@ -64,20 +85,12 @@ def start_service(
     log = log_path.open("wb")
     process = subprocess.Popen(list(command), env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     service = ServiceProcess(name, process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            service.stop()
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(service.url + ready_path, timeout=2) as resp:
-                if resp.status == 200:
-                    return service
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.1)
-    service.stop()
-    raise TimeoutError(f"{name} was not ready within {READY_TIMEOUT_S:.0f} s; see {log_path}")
+    try:
+        wait_http_ok(process, service.url + ready_path)
+    except (RuntimeError, TimeoutError) as exc:
+        service.stop()
+        raise RuntimeError(f"{name} did not become ready ({exc}); see {log_path}") from exc
+    return service
 
 
 def start_media_server(env: Mapping[str, str], log_path: Path) -> ServiceProcess:

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 import torch
 from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
 from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
@@ -239,3 +240,16 @@ def _write_text_tokenizer(path: Path) -> dict[str, int]:
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
+
+
+def tiny_server_env(factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Settings for a server on a fresh tiny Base checkpoint (voice cloning) on the CPU."""
+    model = build_checkpoint(factory.mktemp("base"), "base", codebook_size=8)
+    return {
+        "TTS_BACKEND": "qwen",
+        "QWEN_MODEL": str(model),
+        "QWEN_DEVICE": "cpu",
+        "QWEN_WARMUP": "false",
+        "ENGINE_WORKERS": "1",
+        "VOICE_CACHE_DIR": str(factory.mktemp("voices")),
+    }

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-READY_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from loadtest.server_process import free_port, terminate, wait_http_ok
 
 
 @dataclass
@@ -31,29 +20,16 @@ class RunningServer:
     env: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 def wait_ready(server: RunningServer, path: str = "/readyz") -> None:
     """Block until `path` answers 200 (raises if the process dies or it takes too long)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}")
-        try:
-            with urllib.request.urlopen(server.url + path, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise TimeoutError("server did not become ready")
+    try:
+        wait_http_ok(server.process, server.url + path)
+    except TimeoutError:
+        server.stop()
+        raise
 
 
 def start_server(extra_env: Mapping[str, str] | None = None, wait: bool = True) -> RunningServer:

@@ -62,19 +62,9 @@ def idle_gateway() -> Iterator[RunningServer]:
 @pytest.fixture(scope="module")
 def qwen_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     pytest.importorskip("qwen_tts")
-    from tests.qwen_checkpoint import build_checkpoint
+    from tests.qwen_checkpoint import tiny_server_env
 
-    model = build_checkpoint(tmp_path_factory.mktemp("base"), "base", codebook_size=8)
-    env = {
-        "MODE": "gateway",
-        "TTS_BACKEND": "qwen",
-        "QWEN_MODEL": str(model),
-        "QWEN_DEVICE": "cpu",
-        "QWEN_WARMUP": "false",
-        "ENGINE_WORKERS": "1",
-        "VOICE_CACHE_DIR": str(tmp_path_factory.mktemp("voices")),
-    }
-    server = start_server(env)
+    server = start_server({"MODE": "gateway", **tiny_server_env(tmp_path_factory)})
     yield server
     server.stop()
 

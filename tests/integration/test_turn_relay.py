@@ -24,8 +24,9 @@ from aioice.turn import create_turn_endpoint
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
 from loadtest.rtc_client import SpeechClient
+from loadtest.server_process import free_port
 from signaling.turn import turn_credential
-from tests.server import RunningServer, free_port, start_server
+from tests.server import RunningServer, start_server
 
 TURNSERVER = shutil.which("turnserver")
 SECRET = "turn-test-secret"

@@ -33,18 +33,9 @@ def reference_wav(seconds: float = 2.0, rate: int = 16000, pitch: float = 140.0)
 
 @pytest.fixture(scope="module")
 def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    from tests.qwen_checkpoint import build_checkpoint
+    from tests.qwen_checkpoint import tiny_server_env
 
-    model = build_checkpoint(tmp_path_factory.mktemp("base"), "base", codebook_size=8)
-    env = {
-        "TTS_BACKEND": "qwen",
-        "QWEN_MODEL": str(model),
-        "QWEN_DEVICE": "cpu",
-        "QWEN_WARMUP": "false",
-        "ENGINE_WORKERS": "1",
-        "VOICE_CACHE_DIR": str(tmp_path_factory.mktemp("voices")),
-    }
-    server = start_server(env)
+    server = start_server(tiny_server_env(tmp_path_factory))
     yield server
     server.stop()
 
