@@ -39,6 +39,7 @@ class Settings:
     voice_cache_dir: str = "~/.cache/media-server/voices"
     engine_workers: int = 2
     onnx_threads: int = 1
+    step_budget_ms: float = 30.0
     max_queue: int = 64
     engine_max_outstanding: int = 8
     audio_cache_bytes: int = 64 * 1024 * 1024

@@ -76,6 +76,15 @@ class Utterance:
     failed: bool = False
     timings: RequestTimings | None = None
     first_sent_at: float | None = None
+    played_out_at: float = 0.0
+    """When the audio written so far will have played, if playout started when it was written."""
+
+    def wrote(self, seconds: float, now: float) -> None:
+        self.played_out_at = max(self.played_out_at, now) + seconds
+
+    def next_deadline(self, now: float) -> float | None:
+        """When the listener needs the next segment's audio: once what was written has played."""
+        return self.played_out_at if self.played_out_at > now else None
 
     def add_text(self, text: str) -> None:
         if self.text_at is None:
@@ -274,7 +283,11 @@ class Conversation:
         try:
             while (text := await utterance.texts.get()) is not None:
                 request = SynthesisRequest(
-                    text=text, voice=utterance.voice, speed=utterance.speed, priority=Priority.REALTIME
+                    text=text,
+                    voice=utterance.voice,
+                    speed=utterance.speed,
+                    priority=Priority.REALTIME,
+                    deadline=utterance.next_deadline(time.monotonic()),
                 )
                 async with self._engine.stream(request) as chunks:
                     if utterance.timings is None:
@@ -285,6 +298,7 @@ class Conversation:
                         if last_chunk_at is not None and self._observer is not None:
                             self._observer.observe_chunk_gap(self.route, now - last_chunk_at)
                         last_chunk_at = now
+                        utterance.wrote(chunk.duration_s, now)
                         resampler = resampler or Resampler(chunk.sample_rate, output.sample_rate)
                         await output.write(utterance.id, resampler.process(chunk.pcm))
         except MediaServerError as exc:

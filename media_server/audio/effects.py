@@ -17,7 +17,8 @@ returns a view into its input.
   which is what ears compare; plain RMS would rate a bright voice quieter than
   it sounds. The K-weighting is applied in the frequency domain (the filter's
   magnitude response on each block's spectrum), which needs no IIR loop.
-  Gains never push a sample past `PEAK_CEILING`.
+  Gains never push a sample past `PEAK_CEILING`: a memoryless soft limiter,
+  so a chunked stream gets the same samples as the whole.
 - `fade_in` / `fade_out` ramp a few milliseconds (a raised cosine) so a cut
   or a chunk join does not click.
 """
@@ -53,6 +54,8 @@ TARGET_LUFS = -23.0
 """EBU R128 programme level: speech there rarely peaks above -3 dBFS, so PEAK_CEILING seldom cuts a gain."""
 PEAK_CEILING = 0.89
 """Largest sample magnitude a gain may produce, as a fraction of full scale (-1 dBFS)."""
+LIMITER_KNEE = 0.7
+"""Fraction of the ceiling above which `apply_gain` starts bending samples toward it."""
 
 _FULL_SCALE = 32768.0
 _VAD_RATES = (8000, 16000, 32000, 48000)
@@ -235,13 +238,22 @@ def loudness_gain(pcm: Pcm, rate: int, target_lufs: float = TARGET_LUFS) -> floa
 
 
 def apply_gain(pcm: Pcm, gain: float, ceiling: float = PEAK_CEILING) -> Pcm:
-    """`pcm` scaled by `gain`, or by less where that would put a sample above `ceiling` of full scale."""
+    """`pcm` scaled by `gain`, samples above `LIMITER_KNEE` of `ceiling` bent smoothly toward `ceiling`.
+
+    The limiter works sample by sample (no look-ahead, no state), so audio gets the
+    same samples however it is cut into chunks.
+    """
+    knee = LIMITER_KNEE * ceiling * _FULL_SCALE
     peak = int(np.abs(pcm.astype(np.int32)).max(initial=0))
-    if peak:
-        gain = min(gain, math.floor(ceiling * _FULL_SCALE) / peak)
-    if gain == 1.0:
+    if gain == 1.0 and peak <= knee:
         return pcm
-    return _to_pcm(pcm.astype(np.float64) * gain)
+    scaled = pcm.astype(np.float64) * gain
+    magnitude = np.abs(scaled)
+    over = magnitude > knee
+    if over.any():
+        room = math.floor(ceiling * _FULL_SCALE) - knee
+        magnitude[over] = knee + room * np.tanh((magnitude[over] - knee) / room)
+    return _to_pcm(np.copysign(magnitude, scaled))
 
 
 def normalize_loudness(pcm: Pcm, rate: int, target_lufs: float = TARGET_LUFS) -> Pcm:

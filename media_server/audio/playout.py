@@ -50,6 +50,11 @@ class PlayoutBuffer:
         self.buffered_samples = 0
         self.underrun_frames = 0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is playing or queued: the next frame is silence between utterances."""
+        return self._current is None and not self._items and self._fade is None
+
     def push(self, utterance_id: str, pcm: Pcm) -> None:
         if len(pcm):
             self._items.append(_Audio(utterance_id, pcm))

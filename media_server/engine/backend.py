@@ -4,7 +4,7 @@ A backend is driven only from the engine's worker threads, never from the
 event loop, and never from two threads at once unless it says so (`workers`).
 The scheduler `open`s a sequence for each admitted request, then calls `step`
 on batches of open sequences: each step does one unit of model work for every
-sequence in the batch (a segment for Piper, one codec frame for an
+sequence in the batch (a bounded run of Piper's stages, one codec frame for an
 autoregressive model) and returns the PCM each one made. A sequence that is
 finished returns None; the scheduler then `close`s it, as it does at once for
 a cancelled one, freeing its slot at the step boundary.
@@ -28,6 +28,8 @@ class Backend(Protocol[S]):
     """How many sequences may be open at once (None: no limit)."""
     native_speed: bool
     """Whether the backend honours `request.speed` itself (else the engine stretches its audio)."""
+    deterministic: bool
+    """Whether the same request always gives the same samples (then its audio may be cached)."""
 
     def load(self) -> None:
         """Load weights and warm up; blocking, called once from a worker thread."""

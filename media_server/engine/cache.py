@@ -14,11 +14,10 @@ is as right an answer as a fresh synthesis:
 - decoding is greedy (temperature 0 or top_k 1): the same input gives the
   same audio;
 - the backend is listed in `deterministic_backends`: its output is fixed by
-  the key, or random only in ways the caller did not ask for. Piper belongs
-  here: its VITS noise (noise_scale, noise_w) jitters the prosody a little on
-  every run, every rendition is an equally valid reading, and a caller cannot
-  ask for variety. A sampling language model (Qwen3-TTS) does not: without a
-  seed, a temperature above zero asks for a new sample each time.
+  the key. Piper belongs here: its VITS noise is drawn from a generator seeded
+  by the text (and the request's seed), so the same text gives the same
+  samples. A sampling language model (Qwen3-TTS) does not: without a seed, a
+  temperature above zero asks for a new sample each time.
 """
 
 from __future__ import annotations

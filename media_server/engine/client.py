@@ -40,7 +40,6 @@ from media_server.text.langid import detect_language
 log = logging.getLogger(__name__)
 
 LOUDNESS_PROBE = "This is how this voice sounds when it reads a sentence aloud."
-DETERMINISTIC_BACKENDS = frozenset({"piper"})
 
 
 class ChunkStream:
@@ -119,7 +118,8 @@ class EngineClient:
             max_queue=settings.max_queue,
             max_outstanding=settings.engine_max_outstanding,
         )
-        self._cache = AudioCache(settings.audio_cache_bytes, deterministic_backends=DETERMINISTIC_BACKENDS)
+        deterministic = (self._backend.name,) if self._backend.deterministic else ()
+        self._cache = AudioCache(settings.audio_cache_bytes, deterministic_backends=deterministic)
         self._catalog = VoiceCatalog(settings.max_text_chars)
         self._gains: dict[str, float] = {}
         self._ready = False
@@ -285,7 +285,7 @@ class EngineClient:
         estimate_ms = self._scheduler.estimate_first_audio_s() * 1000
         budget_ms = self._settings.ttfa_budget_ms
         if estimate_ms > budget_ms:
-            self._scheduler.counters.refused += 1
+            self._scheduler.refuse()
             raise Busy(
                 f"first audio would come in about {estimate_ms:.0f} ms, over the {budget_ms:.0f} ms budget",
                 retry_after_s=max(1.0, estimate_ms / 1000),

@@ -2,16 +2,23 @@
 
 Every admitted request is a job. Worker threads repeatedly take a batch of
 jobs, open a backend sequence for those that have none, and advance them all
-by one `step` (the event loop never runs model work). Which jobs step next is
-policy as data: a heap ordered by `(priority, deadline, seq)`. Real-time jobs
-come before batch ones; among equals, the job whose listener runs out of
-audio soonest goes first (earliest deadline first). A new job's deadline is
-its arrival, so it beats jobs that already have audio buffered: that keeps
-time-to-first-audio low under load. Jobs join and leave batches at step
-boundaries (continuous batching); a job needs a free sequence slot
+by one `step` (the event loop never runs model work). Backends keep each step
+short (Piper: `STEP_BUDGET_MS`; Qwen3-TTS: one codec frame), so a worker is
+free again within one step. Which jobs step next is policy as data: a heap
+ordered by `(priority, deadline, order)`. Real-time jobs come before batch
+ones; among equals, earliest deadline first. A job's deadline is when its
+listener needs its next audio: for a new request, its `due_at` (its arrival,
+or later when it continues an utterance that is still playing), and once it
+has audio, when that audio will have played out. So a new utterance's first
+step goes to the next free worker, ahead of continuations whose listeners
+still have audio buffered, and a continuation overtakes it only when its
+listener is about to run dry. Jobs join and leave batches at step boundaries
+(continuous batching); a job needs a free sequence slot
 (`Backend.max_sequences`) before it is first opened, and the most urgent
-waiting job gets the next free slot. A job whose audio is in the cache is
-replayed from it, one chunk per step, without touching the backend.
+waiting job gets the next free slot.
+
+A job whose audio is in the cache is answered from it at its first step, all
+chunks at once, without a sequence or a model step.
 
 Back-pressure: a job whose consumer has not taken `max_outstanding` chunks
 is parked (not stepped) until it does, so a slow reader costs a bounded
@@ -28,7 +35,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +59,14 @@ HeapEntry = tuple[tuple[int, float, int], "_Job"]
 class _Job:
     pipeline: RequestPipeline
     sink: Sink
-    seq: int
+    order: int
     deadline: float
     opened: bool = False
     sequence: Any = None
-    replay: Iterator[Pcm] | None = None
+    replay: tuple[Pcm, ...] | None = None
     first_audio_at: float | None = None
+    work_s: float = 0.0
+    """Step time spent on this job before its first audio."""
     audio_s: float = 0.0
     cancelled: bool = False
     outstanding: int = 0
@@ -67,8 +76,19 @@ class _Job:
     def id(self) -> str:
         return self.pipeline.request.id
 
+    @property
+    def priority(self) -> Priority:
+        return self.pipeline.request.priority
+
     def key(self) -> tuple[int, float, int]:
-        return (int(self.pipeline.request.priority), self.deadline, self.seq)
+        return (int(self.priority), self.deadline, self.order)
+
+    def made(self, seconds: float, now: float) -> None:
+        """Record `seconds` of new audio: the deadline moves to when the listener will have played it all."""
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        self.audio_s += seconds
+        self.deadline = max(self.pipeline.request.due_at, self.first_audio_at) + self.audio_s
 
 
 @dataclass
@@ -104,12 +124,12 @@ class Scheduler:
         self._jobs: dict[str, _Job] = {}
         self._open = 0
         self._running = 0
-        self._seq = 0
+        self._order = 0
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.counters = SchedulerCounters()
         self._step_s = 0.0
-        self._first_step_s = 0.0
+        self._first_audio_work_s = 0.0
 
     def start(self) -> None:
         self._stopping = False
@@ -135,11 +155,16 @@ class Scheduler:
                     f"the synthesis queue is full ({self.max_queue} requests); retry shortly",
                     retry_after_s=1.0,
                 )
-            self._seq += 1
-            job = _Job(pipeline, sink, self._seq, deadline=request.received_at)
+            self._order += 1
+            job = _Job(pipeline, sink, self._order, deadline=request.due_at)
             self._jobs[request.id] = job
             heapq.heappush(self._heap, (job.key(), job))
             self._cond.notify()
+
+    def refuse(self) -> None:
+        """Count a request refused before it reached the queue (admission by the engine's budget)."""
+        with self._cond:
+            self.counters.refused += 1
 
     def abort(self, request_id: str) -> None:
         with self._cond:
@@ -167,20 +192,24 @@ class Scheduler:
     def estimate_first_audio_s(self) -> float:
         """When a real-time request admitted now would get its first audio, from measured step times.
 
-        It waits for the real-time jobs that would go before it (those without
-        audio yet, and those whose listener is about to run dry), spread over
-        the engine's parallel capacity, then for its own first step.
+        Before it go the steps of the real-time jobs still waiting for their first
+        audio and of those whose listener has run dry, spread over the engine's
+        parallel capacity, and about half a step of work already running; then its
+        own work up to its first audio.
         """
         with self._cond:
             now = time.monotonic()
-            ahead = sum(
-                1
-                for job in self._jobs.values()
-                if job.pipeline.request.priority == Priority.REALTIME
-                and (job.first_audio_at is None or job.deadline <= now)
-            )
+            waiting = dying = 0
+            for job in self._jobs.values():
+                if job.priority != Priority.REALTIME or job.parked:
+                    continue
+                if job.first_audio_at is None:
+                    waiting += 1
+                elif job.deadline <= now:
+                    dying += 1
             capacity = self._workers * self._backend.max_batch
-            return ahead / capacity * self._step_s + self._first_step_s
+            ahead = waiting * self._first_audio_work_s + (dying + self._running / 2) * self._step_s
+            return ahead / capacity + self._first_audio_work_s
 
     @property
     def pending(self) -> int:
@@ -254,9 +283,7 @@ class Scheduler:
                 log.exception("could not start %s", job.id)
                 results[i] = exc
                 continue
-            if job.replay is not None:
-                results[i] = next(job.replay, None)
-            else:
+            if job.replay is None:
                 on_model.append(i)
         if on_model:
             try:
@@ -276,7 +303,7 @@ class Scheduler:
         if pipeline.cache_hit is not None:
             self.observer.record_cache_lookup("audio", pipeline.cache_hit)
         if cached is not None:
-            job.replay = iter(cached)
+            job.replay = cached
         else:
             job.sequence = self._backend.open(prepared, pipeline.voice)
 
@@ -294,19 +321,28 @@ class Scheduler:
     def _after_step(self, batch: list[_Job], results: list[StepResult], step_s: float) -> None:
         deliveries: list[tuple[_Job, StepResult]] = []
         finished: list[tuple[_Job, StepResult]] = []
+        replays = [job for job in batch if job.replay is not None]
+        stepped = len(batch) - len(replays)
         made_s = 0.0
         with self._cond:
             self._running -= len(batch)
-            self.counters.steps += 1
-            self.counters.busy_s += step_s
-            self.counters.last_batch = len(batch)
+            if stepped:
+                self.counters.steps += 1
+                self.counters.busy_s += step_s
+                self.counters.last_batch = stepped
+                self._step_s = _ewma(self._step_s, step_s)
             now = time.monotonic()
-            self._step_s = _ewma(self._step_s, step_s)
             for job, result in zip(batch, results, strict=True):
-                if job.first_audio_at is None and job.audio_s == 0.0:
-                    job.pipeline.timings.first_step_s = step_s
-                    if isinstance(result, np.ndarray) and len(result):
-                        self._first_step_s = _ewma(self._first_step_s, step_s)
+                if job.replay is not None:
+                    finished.append((job, None))
+                    if not job.cancelled:
+                        self._finish(job, None)
+                        deliveries.extend((job, pcm) for pcm in job.replay)
+                        deliveries.append((job, None))
+                    continue
+                if job.first_audio_at is None:
+                    job.work_s += step_s
+                    job.pipeline.timings.first_step_s = job.work_s
                 if job.cancelled or not isinstance(result, np.ndarray):
                     finished.append((job, result))
                     if not job.cancelled:
@@ -315,10 +351,10 @@ class Scheduler:
                     continue
                 if len(result):
                     seconds = len(result) / job.pipeline.voice.sample_rate
+                    if job.first_audio_at is None:
+                        self._first_audio_work_s = _ewma(self._first_audio_work_s, job.work_s)
                     made_s += seconds
-                    job.first_audio_at = job.first_audio_at or now
-                    job.audio_s += seconds
-                    job.deadline = job.first_audio_at + job.audio_s
+                    job.made(seconds, now)
                     job.outstanding += 1
                     deliveries.append((job, result))
                 if job.outstanding >= self._max_outstanding:
@@ -327,9 +363,10 @@ class Scheduler:
                     heapq.heappush(self._heap, (job.key(), job))
             self.counters.audio_s += made_s
             self._cond.notify_all()
-        self.observer.observe_step(step_s, len(batch), made_s)
+        if stepped:
+            self.observer.observe_step(step_s, stepped, made_s)
         for job, result in finished:
-            if result is None and not job.cancelled:
+            if result is None and not job.cancelled and job.replay is None:
                 job.pipeline.complete()
             self._close(job)
         for job, result in deliveries:

@@ -43,6 +43,13 @@ class SynthesisRequest:
     priority: Priority = Priority.BATCH
     id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
     received_at: float = field(default_factory=time.monotonic)
+    deadline: float | None = None
+    """When (monotonic) the listener will need this request's first audio: later than now when it
+    continues an utterance whose earlier audio is still playing. None: at once."""
+
+    @property
+    def due_at(self) -> float:
+        return self.received_at if self.deadline is None else self.deadline
 
 
 @dataclass(frozen=True)

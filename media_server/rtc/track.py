@@ -1,6 +1,8 @@
 """SpeechTrack: the outbound audio track of one peer, paced 20 ms frames at 48 kHz.
 
-Silence when idle; speech from its PlayoutBuffer when there is some. The track
+Silence when idle; speech from its PlayoutBuffer when there is some. The first
+frame of speech after silence leaves as soon as it is written rather than at the
+next 20 ms tick (`Pacer.send_early`; RTP timestamps stay continuous). The track
 knows what was actually sent, so it reports playout events (first sample of an
 utterance sent, last sample sent) to its listener the moment they leave. As a
 conversation's audio output, `write` waits while more than `max_ahead_s` of
@@ -10,6 +12,7 @@ audio is queued, so a long utterance never piles up unbounded in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Protocol
@@ -54,12 +57,15 @@ class SpeechTrack(MediaStreamTrack):
         self._pts = 0
         self._max_ahead = int(max_ahead_s * RTC_RATE)
         self._room = asyncio.Event()
+        self._speech = asyncio.Event()
 
     async def write(self, utterance_id: str, pcm: Pcm) -> None:
         while self.buffer.buffered_samples > self._max_ahead:
             self._room.clear()
             await self._room.wait()
         self.buffer.push(utterance_id, pcm)
+        if len(pcm):
+            self._speech.set()
 
     def end(self, utterance_id: str) -> None:
         self.buffer.end(utterance_id)
@@ -72,9 +78,13 @@ class SpeechTrack(MediaStreamTrack):
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        delay = self.pacer.next_delay()
+        idle = self.buffer.idle
+        delay = self.pacer.next_delay(idle=idle)
         if delay > 0:
-            await asyncio.sleep(delay)
+            if idle:
+                await self._wait_for_speech(delay)
+            else:
+                await asyncio.sleep(delay)
         underruns = self.buffer.underrun_frames
         pcm, events = self.buffer.next_frame()
         if self.buffer.buffered_samples <= self._max_ahead:
@@ -88,6 +98,14 @@ class SpeechTrack(MediaStreamTrack):
         for event in events:
             self._on_event(event)
         return frame
+
+    async def _wait_for_speech(self, delay: float) -> None:
+        """Sleep until the next silent frame is due, or send at once when speech arrives meanwhile."""
+        self._speech.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._speech.wait()
+                self.pacer.send_early()
 
     def _observe(self, underrun: bool) -> None:
         """Report the pacing lag, and each gap of silence inside an utterance once it ends."""

@@ -5,7 +5,9 @@ A segment is released as soon as it is known to be complete: a sentence end
 `;`, `:`, dashes), followed by whitespace. The first segment of an utterance is
 kept short (a clause, or a few words) so the first audio comes quickly; later
 segments are whole sentences, which sound better. A segment with no punctuation
-is cut at a word boundary once it exceeds `max_chars`.
+is cut at a word boundary once it exceeds `max_chars`; text with no whitespace
+(`word,word,...`) at a punctuation mark past `max_chars`, else anywhere at twice
+that, so no segment is unbounded.
 """
 
 from __future__ import annotations
@@ -70,11 +72,15 @@ class Segmenter:
         words = 0
         for i in range(start, len(text) - 1):
             ch, nxt = text[i], text[i + 1]
+            length = i + 1 - start
             if not nxt.isspace():
+                if length >= self._policy.max_chars and (ch in SENTENCE_END or ch in CLAUSE_END):
+                    return i + 1
+                if length >= 2 * self._policy.max_chars:
+                    return i + 1
                 continue
             if not ch.isspace():
                 words += 1
-            length = i + 1 - start
             if ch in SENTENCE_END and not self._is_abbreviation(text[: i + 1]):
                 return i + 1
             if ch in CLAUSE_END and (first or length >= self._policy.min_clause_chars):

@@ -6,36 +6,48 @@ reader that stops reading (its request is parked: bounded memory, no model
 time), a synthesis step that fails mid-utterance. Each test ends when the
 server shows no peers, no sessions and no engine work again.
 
-The failing step is real, not mocked: the server's address space is capped
-(`RLIMIT_AS`, set on the running process) a little above what it uses, then
-it is asked for an utterance whose first sentence fits and whose second, one
-very long word, needs hundreds of megabytes in the voice model; onnxruntime
-fails to allocate them. The cap is lifted before the test goes on.
+The failing step is real, not mocked: a server runs a copy of the bundled voice
+whose config maps one phoneme (the "zh" of "measure") to an id its model does
+not have, as a broken voice file would; onnxruntime refuses the step that meets
+it, after the utterance's first sentence has been heard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import psutil
 import pytest
 
 from loadtest.rtc_client import SpeechClient
+from media_server.engine.backends.piper.backend import default_model_path
 from tests.probes import CLEAN, bare_offer, internal_errors, sample, scrape, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 CONNECT_TIMEOUT_S = 2.0
 LONG_TEXT = "This sentence is one of many in a long answer that nobody will hear to the end. " * 40
-# Room left in the address space for everything but the one huge synthesis step, which needs far more.
-ADDRESS_SPACE_MARGIN = 300 * 1024 * 1024
+BROKEN_PHONEME = "ʒ"
+
+
+@pytest.fixture(scope="module")
+def broken_voice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The bundled voice with one phoneme mapped past the end of its model's phoneme table."""
+    model = default_model_path()
+    folder = tmp_path_factory.mktemp("broken-voice")
+    (folder / model.name).symlink_to(model)
+    config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    config["phoneme_id_map"][BROKEN_PHONEME] = [config["num_symbols"] + 1000]
+    Path(folder / f"{model.name}.json").write_text(json.dumps(config), encoding="utf-8")
+    server = start_server({"PIPER_MODEL": str(folder / model.name)})
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +163,13 @@ async def ws_events(url: str, text: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.asyncio
-async def test_a_synthesis_step_failing_mid_utterance(faulty: RunningServer) -> None:
-    assert [e["type"] for e in await ws_events(faulty.url, "Warming up first.")] == ["started", "audio_start", "done"]
-    failed_before = (await scrape(faulty.url))[sample("media_server_engine_requests_total", outcome="failed")]
-    server = psutil.Process(faulty.process.pid)
-    server.rlimit(psutil.RLIMIT_AS, (server.memory_info().vms + ADDRESS_SPACE_MARGIN, resource.RLIM_INFINITY))
-    try:
-        events = await ws_events(faulty.url, "This first sentence is heard. " + "a" * 4900)
-    finally:
-        server.rlimit(psutil.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+async def test_a_synthesis_step_failing_mid_utterance(broken_voice: RunningServer) -> None:
+    url = broken_voice.url
+    assert [e["type"] for e in await ws_events(url, "Warming up first.")] == ["started", "audio_start", "done"]
+    failed_before = (await scrape(url))[sample("media_server_engine_requests_total", outcome="failed")]
+    events = await ws_events(url, "This first sentence is heard. Then we measure the treasure.")
     assert [e["type"] for e in events] == ["started", "audio_start", "error"]
     assert events[-1]["code"] == "engine_error" and events[-1]["id"] == "u"
     expected = {**CLEAN, sample("media_server_engine_requests_total", outcome="failed"): failed_before + 1}
-    assert internal_errors(await wait_for_metrics(faulty.url, expected, timeout_s=5)) == 0
-    assert [e["type"] for e in await ws_events(faulty.url, "Still speaking.")] == ["started", "audio_start", "done"]
+    assert internal_errors(await wait_for_metrics(url, expected, timeout_s=5)) == 0
+    assert [e["type"] for e in await ws_events(url, "Still speaking.")] == ["started", "audio_start", "done"]

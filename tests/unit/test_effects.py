@@ -12,6 +12,7 @@ from piper import PiperVoice
 from piper.config import SynthesisConfig
 
 from media_server.audio.effects import (
+    LIMITER_KNEE,
     PEAK_CEILING,
     TARGET_LUFS,
     apply_gain,
@@ -168,6 +169,14 @@ def test_gain_never_clips(speech: Pcm) -> None:
     assert loudness_gain(clicked, RATE) > 10
     assert np.abs(normalize_loudness(clicked, RATE).astype(np.int32)).max() <= ceiling
     assert np.abs(apply_gain(speech, 100.0).astype(np.int32)).max() <= ceiling
+
+
+def test_gain_gives_the_same_samples_however_the_audio_is_cut(speech: Pcm) -> None:
+    whole = apply_gain(speech, 6.0)
+    cuts = [0, 777, 5000, 5001, len(speech) // 2, len(speech)]
+    pieces = [apply_gain(speech[a:b], 6.0) for a, b in zip(cuts, cuts[1:], strict=False)]
+    assert np.array_equal(np.concatenate(pieces), whole)
+    assert np.abs(whole.astype(np.int32)).max() > LIMITER_KNEE * PEAK_CEILING * 32768
 
 
 def test_silence_is_left_alone() -> None:

@@ -88,9 +88,11 @@ async def test_a_reader_that_falls_behind_parks_its_job(engine: EngineClient) ->
         async with asyncio.timeout(5):
             while not engine.stats().parked:  # noqa: ASYNC110  (stats are snapshots, not events)
                 await asyncio.sleep(0.01)
-        assert engine.stats().steps == 3  # max_outstanding chunks made, then no model time
+        steps = engine.stats().steps
+        await asyncio.sleep(0.2)
+        assert engine.stats().steps == steps  # parked: no model time while the reader is behind
         received = [chunk async for chunk in chunks]
-    assert len(received) == 12
+    assert len(received) > 12  # a sentence is several windows
     assert engine.stats().completed == 1
 
 
@@ -138,7 +140,7 @@ async def test_a_cache_hit_replays_identical_audio_without_the_backend(engine: E
     steps = engine.stats().steps
     again = await synthesize()
     assert again == first
-    assert engine.stats().steps == steps + len(first) + 1  # replay steps only: no model work
+    assert engine.stats().steps == steps  # answered from the cache: no model step at all
     assert engine.stats().cache_bytes >= sum(len(chunk) for chunk in first)
 
 

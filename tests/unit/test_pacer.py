@@ -54,3 +54,29 @@ def test_a_stall_beyond_the_lag_limit_restarts_the_schedule() -> None:
     assert pacer.next_delay() == 0.0
     assert pacer.resyncs == 1
     assert pacer.next_delay() == pytest.approx(PERIOD)
+
+
+def test_an_early_frame_moves_the_schedule_and_idle_frames_give_the_time_back() -> None:
+    clock = ManualClock()
+    pacer = Pacer(PERIOD, clock=clock)
+    start = clock.now
+    for _ in range(10):
+        clock.now += pacer.next_delay(idle=True)
+    assert pacer.next_delay(idle=True) == pytest.approx(PERIOD)
+    clock.now += 0.004  # speech arrives 4 ms into the wait: that frame leaves at once
+    pacer.send_early()
+    assert pacer.next_delay() == pytest.approx(PERIOD)  # the next frame is paced from the early one
+    clock.now += PERIOD
+    for _ in range(200):  # silence afterwards pays the 16 ms back, at most 1 ms per frame
+        clock.now += pacer.next_delay(idle=True)
+    assert clock.now - start == pytest.approx(211 * PERIOD)  # frame 211 leaves exactly on the old schedule
+
+
+def test_sending_early_after_speech_has_started_changes_nothing() -> None:
+    clock = ManualClock()
+    pacer = Pacer(PERIOD, clock=clock)
+    for _ in range(3):
+        clock.now += pacer.next_delay()
+    clock.now += 0.030  # late, not early
+    pacer.send_early()
+    assert pacer.next_delay() == 0.0

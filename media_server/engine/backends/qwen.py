@@ -94,6 +94,7 @@ class QwenBackend:
 
     name = "qwen"
     native_speed = False
+    deterministic = False
 
     def __init__(self, settings: Settings) -> None:
         if settings.qwen_max_batch < 1:
