@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ class Profiler:
     """py-spy recording process `pid` for the duration of a `with` block into `path`."""
 
     def __init__(self, pid: int, path: Path) -> None:
-        executable = shutil.which("py-spy")
+        executable = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if executable is None:
             raise RuntimeError("--profile needs py-spy: pip install py-spy")
         self._command = [

@@ -94,9 +94,14 @@ def trim_silence(
     return pcm[first if leading else 0 : last if trailing else len(pcm)]
 
 
-def speech_bounds(pcm: Pcm, rate: int, pad_ms: float = 15.0, aggressiveness: int = 2) -> Span | None:
-    """The range [first, last) of the speech in `pcm` with `pad_ms` either side; None without speech."""
-    span = _speech_span(pcm, rate, aggressiveness)
+def speech_bounds(pcm: Pcm, rate: int, pad_ms: float = 15.0, aggressiveness: int = 2, vad: bool = True) -> Span | None:
+    """The range [first, last) of the speech in `pcm` with `pad_ms` either side; None without speech.
+
+    `vad=False` decides by the energy envelope alone: cheaper (no resampling, no
+    detector), and enough where the audio is known to be clean synthesized speech
+    whose start has already been found.
+    """
+    span = _speech_span(pcm, rate, aggressiveness) if vad else _loud_span(pcm, rate)
     if span is None:
         return None
     start, end = _energy_span(pcm, rate, *span)
@@ -121,6 +126,30 @@ def _speech_span(pcm: Pcm, rate: int, aggressiveness: int) -> Span | None:
     return round(voiced[0] * frame * scale), min(len(pcm), round((voiced[-1] + 1) * frame * scale))
 
 
+def _loud_span(pcm: Pcm, rate: int) -> Span | None:
+    """From the first to the last window whose energy is above the silence threshold; None if none is."""
+    rms = _window_rms(pcm, rate)
+    if not len(rms):
+        return None
+    loud = np.flatnonzero(rms > _silence_threshold(rms))
+    if not len(loud):
+        return None
+    window = max(1, rate * _ENERGY_WINDOW_MS // 1000)
+    return int(loud[0]) * window, min(len(pcm), (int(loud[-1]) + 1) * window)
+
+
+def _window_rms(pcm: Pcm, rate: int) -> Floats:
+    window = max(1, rate * _ENERGY_WINDOW_MS // 1000)
+    count = len(pcm) // window
+    frames = pcm[: count * window].astype(np.float64).reshape(count, window)
+    rms: Floats = np.sqrt(np.mean(frames**2, axis=1))
+    return rms
+
+
+def _silence_threshold(rms: Floats) -> float:
+    return max(_ENERGY_FLOOR, float(rms.max()) * 10 ** (-_ENERGY_RANGE_DB / 20))
+
+
 def _energy_span(pcm: Pcm, rate: int, start: int, end: int) -> Span:
     """[start, end) widened to the outermost windows whose energy is above the silence threshold.
 
@@ -129,13 +158,11 @@ def _energy_span(pcm: Pcm, rate: int, start: int, end: int) -> Span:
     the energy envelope, searched outward from the VAD's span.
     """
     window = max(1, rate * _ENERGY_WINDOW_MS // 1000)
-    count = len(pcm) // window
+    rms = _window_rms(pcm, rate)
+    count = len(rms)
     if count == 0:
         return start, end
-    frames = pcm[: count * window].astype(np.float64).reshape(count, window)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    threshold = max(_ENERGY_FLOOR, float(rms.max()) * 10 ** (-_ENERGY_RANGE_DB / 20))
-    loud = rms > threshold
+    loud = rms > _silence_threshold(rms)
     first = min(start // window, count - 1)
     while first > 0 and loud[first - 1]:
         first -= 1

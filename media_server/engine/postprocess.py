@@ -32,7 +32,8 @@ class PostProcessor:
         if not len(pcm):
             return pcm
         pcm = np.concatenate([self._held, pcm]) if len(self._held) else pcm
-        bounds = speech_bounds(pcm, self._rate)
+        # The detector finds where speech starts; after that, energy alone finds trailing silence.
+        bounds = speech_bounds(pcm, self._rate, vad=not self._started)
         if bounds is None:
             self._held = pcm if self._started else EMPTY
             return EMPTY

@@ -4,18 +4,23 @@ Every admitted request is a job. Worker threads repeatedly take a batch of
 jobs, open a backend sequence for those that have none, and advance them all
 by one `step` (the event loop never runs model work). Backends keep each step
 short (Piper: `STEP_BUDGET_MS`; Qwen3-TTS: one codec frame), so a worker is
-free again within one step. Which jobs step next is policy as data: a heap
-ordered by `(priority, deadline, order)`. Real-time jobs come before batch
-ones; among equals, earliest deadline first. A job's deadline is when its
-listener needs its next audio: for a new request, its `due_at` (its arrival,
-or later when it continues an utterance that is still playing), and once it
-has audio, when that audio will have played out. So a new utterance's first
-step goes to the next free worker, ahead of continuations whose listeners
-still have audio buffered, and a continuation overtakes it only when its
-listener is about to run dry. Jobs join and leave batches at step boundaries
-(continuous batching); a job needs a free sequence slot
-(`Backend.max_sequences`) before it is first opened, and the most urgent
-waiting job gets the next free slot.
+free again within one step.
+
+Which jobs step next is policy as data (`RunQueue`). Real-time jobs come
+before batch ones. Within a priority, a job is either fresh (a new utterance
+waiting for its first audio) or playing (it has audio out, or it continues an
+utterance whose earlier audio is still playing). A playing job is due
+`REFILL_MARGIN_S` before its listener would run dry. The order is:
+1. playing jobs that are due, earliest first: a listener never hears a gap
+   while the engine has capacity;
+2. fresh jobs, oldest first: a new utterance's first step takes the next free
+   worker, ahead of every listener that still has audio buffered;
+3. playing jobs not yet due, earliest first, so idle capacity fills buffers.
+Under overload, new utterances wait (and the TTFA budget refuses them at
+admission) rather than anyone's playing audio breaking up. Jobs join and
+leave batches at step boundaries (continuous batching); a job needs a free
+sequence slot (`Backend.max_sequences`) before it is first opened, and the
+most urgent waiting job gets the next free slot.
 
 A job whose audio is in the cache is answered from it at its first step, all
 chunks at once, without a sequence or a model step.
@@ -31,11 +36,9 @@ is closed by a worker at the next step boundary (backends are not thread-safe).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,51 +47,13 @@ import numpy as np
 from media_server.engine.backend import Backend
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
-from media_server.engine.types import Pcm, Priority
+from media_server.engine.run_queue import REFILL_MARGIN_S, Job, RunQueue, Sink, StepResult
+from media_server.engine.types import Priority
 from media_server.errors import Busy
 
+__all__ = ["REFILL_MARGIN_S", "Scheduler", "SchedulerCounters", "StepResult"]
+
 log = logging.getLogger(__name__)
-
-StepResult = Pcm | None | BaseException
-"""What a job reports after each step: audio, None when finished, or the error."""
-Sink = Callable[[StepResult], None]
-HeapEntry = tuple[tuple[int, float, int], "_Job"]
-
-
-@dataclass
-class _Job:
-    pipeline: RequestPipeline
-    sink: Sink
-    order: int
-    deadline: float
-    opened: bool = False
-    sequence: Any = None
-    replay: tuple[Pcm, ...] | None = None
-    first_audio_at: float | None = None
-    work_s: float = 0.0
-    """Step time spent on this job before its first audio."""
-    audio_s: float = 0.0
-    cancelled: bool = False
-    outstanding: int = 0
-    parked: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.pipeline.request.id
-
-    @property
-    def priority(self) -> Priority:
-        return self.pipeline.request.priority
-
-    def key(self) -> tuple[int, float, int]:
-        return (int(self.priority), self.deadline, self.order)
-
-    def made(self, seconds: float, now: float) -> None:
-        """Record `seconds` of new audio: the deadline moves to when the listener will have played it all."""
-        if self.first_audio_at is None:
-            self.first_audio_at = now
-        self.audio_s += seconds
-        self.deadline = max(self.pipeline.request.due_at, self.first_audio_at) + self.audio_s
 
 
 @dataclass
@@ -120,8 +85,8 @@ class Scheduler:
         self._max_outstanding = max_outstanding
         self.observer: EngineObserver = observer or NoObserver()
         self._cond = threading.Condition()
-        self._heap: list[HeapEntry] = []
-        self._jobs: dict[str, _Job] = {}
+        self._queue = RunQueue()
+        self._jobs: dict[str, Job] = {}
         self._open = 0
         self._running = 0
         self._order = 0
@@ -156,9 +121,9 @@ class Scheduler:
                     retry_after_s=1.0,
                 )
             self._order += 1
-            job = _Job(pipeline, sink, self._order, deadline=request.due_at)
+            job = Job(pipeline, sink, self._order)
             self._jobs[request.id] = job
-            heapq.heappush(self._heap, (job.key(), job))
+            self._queue.push(job)
             self._cond.notify()
 
     def refuse(self) -> None:
@@ -174,7 +139,7 @@ class Scheduler:
             job.cancelled = True
             self.counters.cancelled += 1
             if job.parked:
-                heapq.heappush(self._heap, (job.key(), job))
+                self._queue.push(job)
             self._cond.notify()
 
     def consumed(self, request_id: str) -> None:
@@ -186,30 +151,26 @@ class Scheduler:
             job.outstanding -= 1
             if job.parked and job.outstanding < self._max_outstanding:
                 job.parked = False
-                heapq.heappush(self._heap, (job.key(), job))
+                self._queue.push(job)
                 self._cond.notify()
 
     def estimate_first_audio_s(self) -> float:
         """When a real-time request admitted now would get its first audio, from measured step times.
 
-        Before it go the steps of the real-time jobs still waiting for their first
-        audio and of those whose listener has run dry, spread over the engine's
-        parallel capacity, and about half a step of work already running; then its
-        own work up to its first audio.
+        Before its first step go the fresh real-time jobs already waiting (their work
+        up to first audio) and the playing ones that fall due meanwhile (a step each),
+        spread over the engine's parallel capacity, and about half a step of work
+        already running; then its own work up to its first audio.
         """
         with self._cond:
             now = time.monotonic()
-            waiting = dying = 0
-            for job in self._jobs.values():
-                if job.priority != Priority.REALTIME or job.parked:
-                    continue
-                if job.first_audio_at is None:
-                    waiting += 1
-                elif job.deadline <= now:
-                    dying += 1
             capacity = self._workers * self._backend.max_batch
-            ahead = waiting * self._first_audio_work_s + (dying + self._running / 2) * self._step_s
-            return ahead / capacity + self._first_audio_work_s
+            first, step = self._first_audio_work_s, self._step_s
+            realtime = [job for job in self._queue if job.priority == Priority.REALTIME]
+            fresh = sum(1 for job in realtime if job.fresh)
+            wait = (fresh * first + self._running / 2 * step) / capacity
+            due = sum(1 for job in realtime if not job.fresh and job.due_at <= now + wait + first)
+            return wait + due * step / capacity + first
 
     @property
     def pending(self) -> int:
@@ -227,27 +188,26 @@ class Scheduler:
         with self._cond:
             return self._running
 
-    def _take_batch(self) -> tuple[list[_Job], list[_Job]] | None:
+    def _take_batch(self) -> tuple[list[Job], list[Job]] | None:
         """Up to `max_batch` of the most urgent jobs, and cancelled ones to close; waits for work."""
         with self._cond:
             while not self._stopping:
                 batch, skipped, closing = self._select()
-                for entry in skipped:
-                    heapq.heappush(self._heap, entry)
+                for job in skipped:
+                    self._queue.push(job)
                 if batch or closing:
                     self._running += len(batch)
                     return batch, closing
                 self._cond.wait()
             return None
 
-    def _select(self) -> tuple[list[_Job], list[HeapEntry], list[_Job]]:
-        batch: list[_Job] = []
-        skipped: list[HeapEntry] = []
-        closing: list[_Job] = []
+    def _select(self) -> tuple[list[Job], list[Job], list[Job]]:
+        batch: list[Job] = []
+        skipped: list[Job] = []
+        closing: list[Job] = []
         limit = self._backend.max_sequences
-        while self._heap and len(batch) < self._backend.max_batch:
-            entry = heapq.heappop(self._heap)
-            job = entry[1]
+        now = time.monotonic()
+        while len(batch) < self._backend.max_batch and (job := self._queue.pop(now)) is not None:
             if job.cancelled:
                 if job.opened:
                     job.opened = False
@@ -255,7 +215,7 @@ class Scheduler:
                 continue
             if not job.opened:
                 if limit is not None and self._open >= limit:
-                    skipped.append(entry)
+                    skipped.append(job)
                     continue
                 job.opened = True
                 self._open += 1
@@ -272,7 +232,7 @@ class Scheduler:
                 results = self._step(batch)
                 self._after_step(batch, results, time.monotonic() - started)
 
-    def _step(self, batch: list[_Job]) -> list[StepResult]:
+    def _step(self, batch: list[Job]) -> list[StepResult]:
         results: list[StepResult] = [None] * len(batch)
         on_model: list[int] = []
         for i, job in enumerate(batch):
@@ -296,7 +256,7 @@ class Scheduler:
                     results[i] = exc
         return results
 
-    def _begin(self, job: _Job) -> None:
+    def _begin(self, job: Job) -> None:
         pipeline = job.pipeline
         prepared, cached = pipeline.begin()
         self.observer.observe_queue_wait(pipeline.request.priority, pipeline.timings.queue_wait_s)
@@ -307,7 +267,7 @@ class Scheduler:
         else:
             job.sequence = self._backend.open(prepared, pipeline.voice)
 
-    def _close(self, job: _Job) -> None:
+    def _close(self, job: Job) -> None:
         if job.sequence is not None:
             try:
                 self._backend.close(job.sequence)
@@ -318,9 +278,9 @@ class Scheduler:
             self._open -= 1
             self._cond.notify()
 
-    def _after_step(self, batch: list[_Job], results: list[StepResult], step_s: float) -> None:
-        deliveries: list[tuple[_Job, StepResult]] = []
-        finished: list[tuple[_Job, StepResult]] = []
+    def _after_step(self, batch: list[Job], results: list[StepResult], step_s: float) -> None:
+        deliveries: list[tuple[Job, StepResult]] = []
+        finished: list[tuple[Job, StepResult]] = []
         replays = [job for job in batch if job.replay is not None]
         stepped = len(batch) - len(replays)
         made_s = 0.0
@@ -360,7 +320,7 @@ class Scheduler:
                 if job.outstanding >= self._max_outstanding:
                     job.parked = True
                 else:
-                    heapq.heappush(self._heap, (job.key(), job))
+                    self._queue.push(job)
             self.counters.audio_s += made_s
             self._cond.notify_all()
         if stepped:
@@ -372,7 +332,7 @@ class Scheduler:
         for job, result in deliveries:
             job.sink(result)
 
-    def _finish(self, job: _Job, result: StepResult) -> None:
+    def _finish(self, job: Job, result: StepResult) -> None:
         self._jobs.pop(job.id, None)
         if result is None:
             self.counters.completed += 1

@@ -1,4 +1,4 @@
-"""SpeechTrack: the outbound audio track of one peer, paced 20 ms frames at 48 kHz.
+"""SpeechTrack: the outbound audio track of one peer, paced 20 ms frames at 48 kHz, Opus-encoded.
 
 Silence when idle; speech from its PlayoutBuffer when there is some. The first
 frame of speech after silence leaves as soon as it is written rather than at the
@@ -7,6 +7,7 @@ knows what was actually sent, so it reports playout events (first sample of an
 utterance sent, last sample sent) to its listener the moment they leave. As a
 conversation's audio output, `write` waits while more than `max_ahead_s` of
 audio is queued, so a long utterance never piles up unbounded in memory.
+Frames leave as Opus packets (`opus.py`), which aiortc only packetizes.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame
+from av import Packet
 
-from media_server.audio.constants import FRAME_S, FRAME_SAMPLES, RTC_RATE
+from media_server.audio.constants import FRAME_S, RTC_RATE
 from media_server.audio.pcm import Pcm
 from media_server.audio.playout import PlayoutBuffer, PlayoutEvent
+from media_server.rtc.opus import OpusPackets
 from media_server.rtc.pacer import Pacer
 
-TIME_BASE = Fraction(1, RTC_RATE)
 MAX_AHEAD_S = 20.0
 ROUTE = "webrtc"
 
@@ -54,7 +54,7 @@ class SpeechTrack(MediaStreamTrack):
         self.buffer = PlayoutBuffer()
         self.pacer = Pacer(FRAME_S)
         self._on_event = on_event
-        self._pts = 0
+        self._opus = OpusPackets()
         self._max_ahead = int(max_ahead_s * RTC_RATE)
         self._room = asyncio.Event()
         self._speech = asyncio.Event()
@@ -75,7 +75,7 @@ class SpeechTrack(MediaStreamTrack):
         self._room.set()
         return cut
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         idle = self.buffer.idle
@@ -90,14 +90,10 @@ class SpeechTrack(MediaStreamTrack):
         if self.buffer.buffered_samples <= self._max_ahead:
             self._room.set()
         self._observe(underrun=self.buffer.underrun_frames > underruns)
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RTC_RATE
-        frame.pts = self._pts
-        frame.time_base = TIME_BASE
-        self._pts += FRAME_SAMPLES
+        packet = self._opus.encode(pcm, silent=idle and self.buffer.idle)
         for event in events:
             self._on_event(event)
-        return frame
+        return packet
 
     async def _wait_for_speech(self, delay: float) -> None:
         """Sleep until the next silent frame is due, or send at once when speech arrives meanwhile."""

@@ -125,7 +125,12 @@ class PiperBackend:
         sequence.piece = None
 
     def _advance(self, sequence: PiperSequence) -> Pcm | None:
-        """Run units while the next fits the budget, until one makes audio; None once nothing is left."""
+        """Run units while the next fits the budget, until one makes audio; None once nothing is left.
+
+        The request's first audio is made in its first step whatever the budget: its
+        chain (encode the first clause, the flow over at most `FLOW_WHOLE` frames,
+        one short decoder window) is bounded by construction.
+        """
         voice, stages = self._voice, self._stages
         if voice is None or stages is None:
             raise RuntimeError("PiperBackend.step before load")
@@ -133,7 +138,7 @@ class PiperBackend:
         ran = False
         while (unit := sequence.next_unit(voice)) is not None:
             now = time.perf_counter()
-            if ran and now - started + self._costs.estimate_s(unit) > self._budget_s:
+            if ran and sequence.spoke and now - started + self._costs.estimate_s(unit) > self._budget_s:
                 return _EMPTY
             audio = sequence.run_next(stages)
             self._costs.record(unit, time.perf_counter() - now)

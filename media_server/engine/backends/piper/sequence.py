@@ -22,7 +22,7 @@ import numpy as np
 from piper import PiperVoice
 
 from media_server.engine.backends.piper.graph import DECODER_CONTEXT, FLOW_CONTEXT, Floats, Ids, VoiceStages
-from media_server.engine.backends.piper.pieces import phoneme_pieces
+from media_server.engine.backends.piper.pieces import FIRST_PIECE_IDS, phoneme_pieces
 from media_server.engine.backends.piper.windows import Span, decoder_windows, flow_spans
 
 UnitKind = Literal["encode", "flow", "decode"]
@@ -81,6 +81,10 @@ class PiperSequence:
     segments: deque[str]
     pieces: deque[Ids] = field(default_factory=deque)
     piece: _Piece | None = None
+    started: bool = False
+    """Whether the request's first piece has been encoded."""
+    spoke: bool = False
+    """Whether a decoder window has made audio yet."""
 
     def next_unit(self, voice: PiperVoice) -> Unit | None:
         """The next unit of work (phonemizing the next segment first if that is needed to know it)."""
@@ -90,14 +94,16 @@ class PiperSequence:
                 return unit
             self.piece = None
         while not self.pieces and self.segments:
-            self.pieces.extend(phoneme_pieces(voice, self.segments.popleft()))
+            first = None if self.started else FIRST_PIECE_IDS
+            self.pieces.extend(phoneme_pieces(voice, self.segments.popleft(), first_max_ids=first))
         return Unit("encode", len(self.pieces[0])) if self.pieces else None
 
     def run_next(self, stages: VoiceStages) -> Floats | None:
         """Run the unit `next_unit` announced; the audio it made, if it was a decoder window."""
         piece = self.piece
         if piece is None:
-            self.piece = self._encode(stages, self.pieces.popleft())
+            self.piece = self._encode(stages, self.pieces.popleft(), opening=not self.started)
+            self.started = True
             return None
         window = piece.windows[0]
         if piece.flowed < min(piece.frames, window.end + DECODER_CONTEXT):
@@ -109,13 +115,14 @@ class PiperSequence:
             piece.flowed = span.end
             return None
         piece.windows.popleft()
+        self.spoke = True
         wide = window.widened(DECODER_CONTEXT, piece.frames)
         audio = stages.decode(piece.latent[:, wide.start : wide.end], self.voicing.speaker)
         hop = len(audio) // wide.frames
         offset = (window.start - wide.start) * hop
         return audio[offset : offset + window.frames * hop]
 
-    def _encode(self, stages: VoiceStages, ids: Ids) -> _Piece:
+    def _encode(self, stages: VoiceStages, ids: Ids, opening: bool) -> _Piece:
         voicing = self.voicing
         rng = np.random.default_rng(_entropy(ids, voicing.seed))
         duration_noise = rng.standard_normal((2, len(ids)), dtype=np.float32)
@@ -129,8 +136,8 @@ class PiperSequence:
         return _Piece(
             prior_sample=sample,
             latent=np.empty_like(sample),
-            flows=deque(flow_spans(frames)),
-            windows=deque(decoder_windows(frames)),
+            flows=deque(flow_spans(frames, opening)),
+            windows=deque(decoder_windows(frames, opening)),
         )
 
 
