@@ -46,6 +46,9 @@ class Backend(Protocol[S]):
     def step(self, sequences: list[S]) -> list[Pcm | None]:
         """Advance each sequence by one unit: its new PCM (maybe empty), or None when it is done."""
 
+    def lead_s(self, sequence: S) -> float:
+        """Step time the sequence needs before its next audio, estimated (the scheduler starts it that early)."""
+
     def close(self, sequence: S) -> None:
         """Release what the sequence holds."""
 

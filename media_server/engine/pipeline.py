@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from media_server.audio.pcm import Pcm
 from media_server.engine.cache import AudioCache, CacheKey
@@ -27,6 +28,12 @@ class RequestTimings:
     first_step_s: float = 0.0
 
 
+class Finisher(Protocol):
+    """What finishes each step's audio (`PostProcessor`: trim, speed, loudness)."""
+
+    def process(self, pcm: Pcm) -> Pcm: ...
+
+
 class RequestPipeline:
     def __init__(
         self,
@@ -36,6 +43,7 @@ class RequestPipeline:
         gain: float,
         cache: AudioCache,
         native_speed: bool,
+        finish: Finisher | None = None,
     ) -> None:
         self.request = request
         self.voice = voice
@@ -43,7 +51,7 @@ class RequestPipeline:
         self.timings = RequestTimings()
         self.cache_hit: bool | None = None
         self._cache = cache
-        self._post = PostProcessor(voice.sample_rate, gain, 1.0 if native_speed else request.speed)
+        self._post = finish or PostProcessor(voice.sample_rate, gain, 1.0 if native_speed else request.speed)
         self._key: CacheKey | None = None
         self._emitted: list[Pcm] = []
 

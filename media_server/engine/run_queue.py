@@ -1,8 +1,9 @@
 """The scheduler's policy as data: which admitted job steps next.
 
 Per priority (real-time before batch), two heaps: fresh jobs (no audio yet, not
-continuing anything) by arrival, and playing jobs by when they fall due
-(`REFILL_MARGIN_S` before their listener would run dry). `pop` takes, in order:
+continuing anything) by arrival, and playing jobs by when they fall due (their
+own work up to their next audio, and `REFILL_MARGIN_S`, before their listener
+would run dry). `pop` takes, in order:
 due playing jobs, then fresh ones, then playing ones not yet due. The
 scheduler's module docstring says why.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.types import Pcm, Priority
 
-REFILL_MARGIN_S = 0.25
+REFILL_MARGIN_S = 0.12
 """How long before its listener runs dry a playing job is due: a wait for a worker, its own steps, the trip out."""
 
 StepResult = Pcm | None | BaseException
@@ -43,6 +44,8 @@ class Job:
     cancelled: bool = False
     outstanding: int = 0
     parked: bool = False
+    lead_s: float = 0.0
+    """Step time the job needs before its next audio (the backend's estimate)."""
     deadline: float = field(init=False)
     """When the listener will need this job's next audio."""
 
@@ -65,7 +68,7 @@ class Job:
     @property
     def due_at(self) -> float:
         """When this job must step: at once for a fresh one, a margin before the listener runs dry otherwise."""
-        return self.deadline if self.fresh else self.deadline - REFILL_MARGIN_S
+        return self.deadline if self.fresh else self.deadline - REFILL_MARGIN_S - self.lead_s
 
     def made(self, seconds: float, now: float) -> None:
         """Record `seconds` of new audio: the deadline moves to when the listener will have played it all."""

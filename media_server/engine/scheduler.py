@@ -9,8 +9,9 @@ free again within one step.
 Which jobs step next is policy as data (`RunQueue`). Real-time jobs come
 before batch ones. Within a priority, a job is either fresh (a new utterance
 waiting for its first audio) or playing (it has audio out, or it continues an
-utterance whose earlier audio is still playing). A playing job is due
-`REFILL_MARGIN_S` before its listener would run dry. The order is:
+utterance whose earlier audio is still playing). A playing job is due its
+own work up to its next audio (the backend's `lead_s`) plus `REFILL_MARGIN_S`
+before its listener would run dry. The order is:
 1. playing jobs that are due, earliest first: a listener never hears a gap
    while the engine has capacity;
 2. fresh jobs, oldest first: a new utterance's first step takes the next free
@@ -188,8 +189,8 @@ class Scheduler:
         with self._cond:
             return self._running
 
-    def _take_batch(self) -> tuple[list[Job], list[Job]] | None:
-        """Up to `max_batch` of the most urgent jobs, and cancelled ones to close; waits for work."""
+    def _take_batch(self, wait: bool = True) -> tuple[list[Job], list[Job]] | None:
+        """Up to `max_batch` of the most urgent jobs, and cancelled ones to close; waits for work if `wait`."""
         with self._cond:
             while not self._stopping:
                 batch, skipped, closing = self._select()
@@ -198,6 +199,8 @@ class Scheduler:
                 if batch or closing:
                     self._running += len(batch)
                     return batch, closing
+                if not wait:
+                    return None
                 self._cond.wait()
             return None
 
@@ -222,15 +225,29 @@ class Scheduler:
             batch.append(job)
         return batch, skipped, closing
 
+    def run_pending(self) -> bool:
+        """Take and run one batch on the calling thread; False when nothing was runnable.
+
+        The worker threads loop on this; tests drive a scheduler without threads
+        (never `start`ed) by calling it, so policy is checked step by step.
+        """
+        work = self._take_batch(wait=False)
+        if work is None:
+            return False
+        self._execute(*work)
+        return True
+
     def _run(self) -> None:
         while (work := self._take_batch()) is not None:
-            batch, closing = work
-            for job in closing:
-                self._close(job)
-            if batch:
-                started = time.monotonic()
-                results = self._step(batch)
-                self._after_step(batch, results, time.monotonic() - started)
+            self._execute(*work)
+
+    def _execute(self, batch: list[Job], closing: list[Job]) -> None:
+        for job in closing:
+            self._close(job)
+        if batch:
+            started = time.monotonic()
+            results = self._step(batch)
+            self._after_step(batch, results, time.monotonic() - started)
 
     def _step(self, batch: list[Job]) -> list[StepResult]:
         results: list[StepResult] = [None] * len(batch)
@@ -250,6 +267,8 @@ class Scheduler:
                 made = self._backend.step([batch[i].sequence for i in on_model])
                 for i, pcm in zip(on_model, made, strict=True):
                     results[i] = pcm if pcm is None else batch[i].pipeline.process(pcm)
+                    if pcm is not None:
+                        batch[i].lead_s = self._backend.lead_s(batch[i].sequence)
             except Exception as exc:
                 log.exception("synthesis step failed for %s", ", ".join(batch[i].id for i in on_model))
                 for i in on_model:

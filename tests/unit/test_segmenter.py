@@ -65,3 +65,13 @@ def test_flush_starts_a_new_utterance_with_a_short_first_segment() -> None:
     segmenter.append("First utterance here. ")
     segmenter.flush()
     assert segmenter.append("Again, a new one. ") == ["Again,", "a new one."]
+
+
+def test_text_without_whitespace_is_still_cut_into_bounded_segments() -> None:
+    policy = SegmenterPolicy(max_chars=240)
+    segments = split_text("word," * 1000, policy)
+    assert max(len(segment) for segment in segments) <= 241
+    assert "".join(segments) == "word," * 1000
+    unbroken = split_text("a" * 1000, policy)
+    assert max(len(segment) for segment in unbroken) <= 480
+    assert "".join(unbroken) == "a" * 1000

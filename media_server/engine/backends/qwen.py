@@ -208,6 +208,10 @@ class QwenBackend:
                     results.append(pcm)
             return results
 
+    def lead_s(self, sequence: QwenSequence) -> float:
+        """Every step advances every sequence by one frame: no sequence needs to start earlier than another."""
+        return 0.0
+
     def close(self, sequence: QwenSequence) -> None:
         with self._lock:
             if sequence.closed:

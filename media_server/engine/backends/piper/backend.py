@@ -119,6 +119,10 @@ class PiperBackend:
     def step(self, sequences: list[PiperSequence]) -> list[Pcm | None]:
         return [self._advance(sequence) for sequence in sequences]
 
+    def lead_s(self, sequence: PiperSequence) -> float:
+        """Step time `sequence` needs before its next audio (its units up to the next decoder window)."""
+        return sum(self._costs.estimate_s(unit) for unit in sequence.units_to_audio())
+
     def close(self, sequence: PiperSequence) -> None:
         sequence.segments.clear()
         sequence.pieces.clear()

@@ -17,6 +17,8 @@ MAX_PIECE_IDS = 200
 """About 90 characters of English; encoding it takes about 23 ms on one core of the reference machine."""
 FIRST_PIECE_IDS = 96
 """A request's first piece: its first audio waits for this encoding (about 10 ms)."""
+IDS_PER_CHAR = 2
+"""Phoneme ids per character of English text, about (a pad id follows every phoneme)."""
 CLAUSE_MARKS = frozenset(",;:—–")
 WORD_BREAK = " "
 

@@ -22,8 +22,8 @@ import numpy as np
 from piper import PiperVoice
 
 from media_server.engine.backends.piper.graph import DECODER_CONTEXT, FLOW_CONTEXT, Floats, Ids, VoiceStages
-from media_server.engine.backends.piper.pieces import FIRST_PIECE_IDS, phoneme_pieces
-from media_server.engine.backends.piper.windows import Span, decoder_windows, flow_spans
+from media_server.engine.backends.piper.pieces import FIRST_PIECE_IDS, IDS_PER_CHAR, MAX_PIECE_IDS, phoneme_pieces
+from media_server.engine.backends.piper.windows import WINDOW, Span, decoder_windows, flow_spans
 
 UnitKind = Literal["encode", "flow", "decode"]
 
@@ -97,6 +97,21 @@ class PiperSequence:
             first = None if self.started else FIRST_PIECE_IDS
             self.pieces.extend(phoneme_pieces(voice, self.segments.popleft(), first_max_ids=first))
         return Unit("encode", len(self.pieces[0])) if self.pieces else None
+
+    def units_to_audio(self) -> list[Unit]:
+        """The units up to and including the next one that makes audio (sizes of pieces not yet encoded guessed)."""
+        piece = self.piece
+        if piece is not None and piece.windows:
+            window = piece.windows[0].widened(DECODER_CONTEXT, piece.frames)
+            decode = Unit("decode", window.frames)
+            if piece.flowed < min(piece.frames, piece.windows[0].end + DECODER_CONTEXT):
+                return [Unit("flow", piece.flows[0].widened(FLOW_CONTEXT, piece.frames).frames), decode]
+            return [decode]
+        if not self.pieces and not self.segments:
+            return []
+        ids = len(self.pieces[0]) if self.pieces else min(MAX_PIECE_IDS, IDS_PER_CHAR * len(self.segments[0]))
+        frames = WINDOW + 2 * DECODER_CONTEXT
+        return [Unit("encode", ids), Unit("flow", frames + 2 * FLOW_CONTEXT), Unit("decode", frames)]
 
     def run_next(self, stages: VoiceStages) -> Floats | None:
         """Run the unit `next_unit` announced; the audio it made, if it was a decoder window."""

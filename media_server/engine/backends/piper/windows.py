@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from media_server.engine.backends.piper.graph import DECODER_CONTEXT
 
-FIRST_WINDOW = 20
-"""Frames in a request's first decoder window: about 0.23 s of audio, decoded in about 10 ms."""
+FIRST_WINDOW = 24
+"""Frames in a request's first decoder window: about 0.28 s of audio, decoded in about 11 ms."""
 WINDOW = 56
 """Frames in each later window: about 0.65 s of audio for 76 decoded frames (about 25 ms)."""
 FLOW_WHOLE = 128
