@@ -32,6 +32,7 @@ class Settings:
     qwen_max_batch: int = 8
     qwen_first_chunk_frames: int = 1
     qwen_chunk_frames: int = 4
+    qwen_prefill_chunk: int = 256
     qwen_quant: str = "none"
     qwen_tf32: bool = True
     qwen_compile: bool = False

@@ -103,6 +103,8 @@ class QwenBackend:
             raise ConfigError(f"QWEN_FIRST_CHUNK_FRAMES={settings.qwen_first_chunk_frames}: use 1-{MAX_CALL_FRAMES}")
         if not 1 <= settings.qwen_chunk_frames <= MAX_CALL_FRAMES:
             raise ConfigError(f"QWEN_CHUNK_FRAMES={settings.qwen_chunk_frames}: use 1-{MAX_CALL_FRAMES}")
+        if settings.qwen_prefill_chunk < 1:
+            raise ConfigError(f"QWEN_PREFILL_CHUNK={settings.qwen_prefill_chunk}: must be at least 1")
         self.max_batch = settings.qwen_max_batch
         self.max_sequences: int | None = settings.qwen_max_batch
         self._settings = settings
@@ -190,8 +192,9 @@ class QwenBackend:
             if any(sequence.closed for sequence in sequences):
                 raise RuntimeError("step() was given a closed sequence")
             live = [sequence for sequence in sequences if not sequence.done]
-            self._start_segments([sequence for sequence in live if sequence.needs_prefill])
-            speaking = [sequence for sequence in live if not sequence.finished]
+            self._start_segments([sequence for sequence in live if sequence.needs_prompt])
+            self._prefill([sequence for sequence in live if sequence.prefilling])
+            speaking = [sequence for sequence in live if not sequence.finished and not sequence.prefilling]
             if speaking:
                 self._advance(speaking)
             due = {sequence: frames for sequence in live if (frames := sequence.due()) is not None}
@@ -318,17 +321,28 @@ class QwenBackend:
             )
 
     def _start_segments(self, starting: list[QwenSequence]) -> None:
-        """Prefill the next segment's prompt of each sequence, all in one batch."""
-        if not starting:
-            return
-        prompts = []
+        """Build the next segment's prompt of each sequence (its prefill follows, a chunk per step)."""
         for sequence in starting:
             ids = sequence.segments.popleft()
             prompt = self._rt.prompts.build(ids, sequence.conditioning)
             sequence.start_segment(prompt, frame_budget(len(ids), len(prompt.embeds), CONTEXT))
             self._positions[sequence.slot] = sequence.position
-            prompts.append(prompt.embeds)
-        self._rt.frames.prefill([sequence.slot for sequence in starting], prompts)
+
+    def _prefill(self, prefilling: list[QwenSequence]) -> None:
+        """Run the next chunk of each sequence's prompt into its cache, all in one batch."""
+        if not prefilling:
+            return
+        size = self._settings.qwen_prefill_chunk
+        chunks, offsets, finishing = [], [], []
+        for sequence in prefilling:
+            assert sequence.prompt is not None
+            start = sequence.prefilled
+            chunk = sequence.prompt.embeds[start : start + size]
+            sequence.prefilled = start + len(chunk)
+            chunks.append(chunk)
+            offsets.append(start)
+            finishing.append(not sequence.prefilling)
+        self._rt.frames.prefill([sequence.slot for sequence in prefilling], chunks, offsets, finishing)
 
     def _advance(self, speaking: list[QwenSequence]) -> None:
         """One frame for every speaking sequence: sample it, then feed it to the talker."""

@@ -21,8 +21,10 @@ copy every sequence's whole cache at every step.
 
 The attention length is the furthest position of any slot rounded up to
 `KV_BLOCK`, so the compiled decode sees a handful of shapes. New prompts are
-prefilled together (right-padded; the padding's cache rows are overwritten
-before they are ever attended to).
+prefilled together, a chunk of at most `QWEN_PREFILL_CHUNK` tokens per step
+(right-padded; the padding's cache rows are overwritten before they are ever
+attended to), so a long prompt (a cloned voice's reference) never stalls the
+other slots' frames for longer than one chunk.
 """
 
 from __future__ import annotations
@@ -136,17 +138,31 @@ class FrameEngine(torch.nn.Module):
         """Every attention length a decode step may use (what warm-up compiles)."""
         return sorted({self.attention_length(end) for end in range(0, self.max_len, KV_BLOCK)})
 
-    def prefill(self, slots: list[int], prompts: list[torch.Tensor]) -> None:
-        """Run each prompt (tokens x hidden) into its slot's cache; the slots' first frames come next."""
-        lengths = torch.tensor([len(prompt) for prompt in prompts], device=self.device)
-        inputs = torch.nn.utils.rnn.pad_sequence(prompts, batch_first=True)
+    def prefill(self, slots: list[int], chunks: list[torch.Tensor], offsets: list[int], finishing: list[bool]) -> None:
+        """Run each prompt chunk (tokens x hidden) into its slot's cache from position `offsets[i]`.
+
+        A slot whose chunk ends its prompt (`finishing`) takes the last hidden state and
+        logits: its first frame comes next. Chunks are right-padded to one length; a
+        padding token writes at a position past its row's chunk, which that row's next
+        chunk or frame overwrites before it is ever attended to.
+        """
+        lengths = torch.tensor([len(chunk) for chunk in chunks], device=self.device)
+        inputs = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
         rows = torch.tensor(slots, device=self.device)
-        positions = torch.arange(inputs.shape[1], device=self.device).expand(len(slots), -1)
-        hidden = _run_layers(self.talker.model, self.talker_cache, inputs, positions, inputs.shape[1], rows, mrope=True)
-        last = hidden[torch.arange(len(slots), device=self.device), lengths - 1]
-        self.hidden[rows] = last
-        self.logits[rows] = self.talker.codec_head(last).float()
-        self.seen[rows] = False
+        start = torch.tensor(offsets, device=self.device)
+        positions = (start[:, None] + torch.arange(inputs.shape[1], device=self.device)[None, :]).clamp(
+            max=self.max_len - 1
+        )
+        length = min(self.max_len, max(offset + len(chunk) for offset, chunk in zip(offsets, chunks, strict=True)))
+        length = max(length, int(positions.max()) + 1)
+        hidden = _run_layers(self.talker.model, self.talker_cache, inputs, positions, length, rows, mrope=True)
+        done = torch.tensor([i for i, last in enumerate(finishing) if last], dtype=torch.long, device=self.device)
+        if len(done):
+            last_hidden = hidden[done, lengths[done] - 1]
+            finished_rows = rows[done]
+            self.hidden[finished_rows] = last_hidden
+            self.logits[finished_rows] = self.talker.codec_head(last_hidden).float()
+            self.seen[finished_rows] = False
 
     def sample_frame(
         self, uniform: torch.Tensor, active: torch.Tensor, eos_allowed: torch.Tensor

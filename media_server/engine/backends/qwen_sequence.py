@@ -52,6 +52,8 @@ class QwenSequence:
     emitted: int = 0
     """Frames whose audio has been returned."""
     prompt: SegmentPrompt | None = None
+    prefilled: int = 0
+    """Prompt positions already run into the cache (prefill goes a chunk per step)."""
     position: int = 0
     """Where the talker writes the next frame in the slot's cache."""
     segment_frames: int = 0
@@ -63,11 +65,18 @@ class QwenSequence:
     closed: bool = False
 
     @property
-    def needs_prefill(self) -> bool:
+    def needs_prompt(self) -> bool:
+        """The next segment has not started: its prompt is to be built."""
         return not self.finished and self.prompt is None
+
+    @property
+    def prefilling(self) -> bool:
+        """The segment's prompt is not all in the cache yet: no frame can be sampled."""
+        return self.prompt is not None and self.prefilled < len(self.prompt.embeds)
 
     def start_segment(self, prompt: SegmentPrompt, max_frames: int) -> None:
         self.prompt = prompt
+        self.prefilled = 0
         self.position = len(prompt.embeds)
         self.segment_frames = 0
         self.max_frames = max_frames

@@ -99,3 +99,33 @@ def test_a_strong_repetition_penalty_stops_repeats(backend: QwenBackend, speak: 
     penalized = _alone(backend, speak, _request("Hi.", temperature=0.0, repetition_penalty=1e4), voice)[0][:, 0]
     assert len(set(plain.tolist())) < len(plain)
     assert len(set(penalized.tolist())) == len(penalized)
+
+
+def test_a_prompt_prefilled_in_chunks_makes_what_one_prefill_makes(
+    make_backend: BackendFactory, custom_voice_model: Path, speak: Speaker
+) -> None:
+    whole = make_backend(custom_voice_model)
+    chunked = make_backend(custom_voice_model, qwen_prefill_chunk=3)
+    request = _request("Hello you. Bye.", seed=21)
+    codes, _ = _alone(whole, speak, request, whole.voices()[0])
+    sequence = chunked.open(request, chunked.voices()[0])
+    assert sequence.segments and len(chunked._rt.prompts.build(sequence.segments[0], sequence.conditioning).embeds) > 6
+    chunked.step([sequence])
+    assert sequence.prefilling and not sequence.codes  # one chunk per step: no frame before the prompt is in
+    speak(chunked, [sequence])
+    np.testing.assert_array_equal(np.stack(sequence.codes), codes)
+
+
+def test_a_long_prefill_does_not_hold_back_a_speaking_sequence(
+    make_backend: BackendFactory, custom_voice_model: Path
+) -> None:
+    backend = make_backend(custom_voice_model, qwen_prefill_chunk=2)
+    voice = backend.voices()[0]
+    speaking = backend.open(_request("Hi there.", seed=1), voice)
+    while speaking.prefilling or not speaking.codes:
+        backend.step([speaking])
+    starting = backend.open(_request("Hello you, this prompt is long.", seed=2), voice)
+    frames = len(speaking.codes)
+    backend.step([speaking, starting])
+    assert starting.prefilling
+    assert len(speaking.codes) == frames + 1 or speaking.finished
