@@ -21,10 +21,11 @@ $(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen]'
 	touch $@
 
-# Debian packages: rubberband-cli (pitch-preserving speed, needed at run time)
+# Debian packages: rubberband-cli (pitch-preserving speed for backends without their own),
+# libjemalloc2 (`make run` preloads it: resident memory stays lower under load, loadtest/RESULTS.md)
 # and, for the tests, headless Chromium (never a downloaded browser) and
 # promtool (extracted alone from the prometheus package to lint metrics config).
-RUN_PACKAGES := rubberband-cli
+RUN_PACKAGES := rubberband-cli libjemalloc2
 TEST_PACKAGES := chromium coturn
 
 system-deps-run:
@@ -45,7 +46,7 @@ $(BIN)/promtool: $(BIN)/python
 		chmod +x bin/promtool && rm -f prometheus_*.deb
 
 run: system-deps-run $(VENV)/.runtime
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/media-server serve
+	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1) HOST=$(HOST) PORT=$(PORT) $(BIN)/media-server serve
 
 test: system-deps $(VENV)/.dev $(BIN)/promtool
 	$(BIN)/python -m pytest

@@ -21,8 +21,9 @@ from loadtest.report import SERVER_SERIES
 from loadtest.results import Document, http_phases, rtc_levels
 from loadtest.utterance import UNDERRUN_TOLERANCE_MS
 
-TTFA_TARGET_P50_MS = 60
-TTFA_TARGET_P95_MS = 150
+TTFA_TARGET_P50_MS = 50  # at 16 sessions (DESIGN section 5)
+TTFA_TARGET_P95_MS = 120  # at 16 sessions; capacity counts levels with p95 under 150 ms
+CAPACITY_P95_MS = 150
 CDF_TICKS_MS = (20, 50, 100, 150, 200, 300, 500, 1000, 2000, 5000)
 Item = dict[str, Any]
 
@@ -82,8 +83,9 @@ def _sessions_ttfa(ax: Axes, levels: Sequence[Item]) -> None:
     ax.plot(peers, [_stat(lv, "server_ttfa", "p95") for lv in levels], "o-", label="server p95")
     ax.plot(peers, [_stat(lv, "server_ttfa", "p50") for lv in levels], "s-", label="server p50")
     ax.plot(peers, [_stat(lv, "client_ttfa_corrected", "p95") for lv in levels], "^--", label="client p95 - 80 ms")
-    ax.axhline(TTFA_TARGET_P95_MS, color="red", linewidth=0.8, label="p95 target")
-    ax.axhline(TTFA_TARGET_P50_MS, color="orange", linewidth=0.8, label="p50 target")
+    ax.axhline(CAPACITY_P95_MS, color="red", linewidth=0.8, label="capacity p95 limit")
+    ax.axhline(TTFA_TARGET_P95_MS, color="red", linewidth=0.8, linestyle="--", label="p95 target (16)")
+    ax.axhline(TTFA_TARGET_P50_MS, color="orange", linewidth=0.8, linestyle="--", label="p50 target (16)")
     ax.set_xlabel("live WebRTC sessions")
     ax.set_ylabel("TTFA (ms)")
     ax.set_title("sessions vs TTFA")

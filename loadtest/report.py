@@ -42,6 +42,7 @@ def rtc_table(levels: Sequence[Row]) -> str:
         "frame gap p95 / max",
         "CPU % server / loadgen / others / machine",
         "loadgen lag p95",
+        "server RSS MiB before / after",
     )
     rows = []
     for level in levels:
@@ -64,6 +65,7 @@ def rtc_table(levels: Sequence[Row]) -> str:
                 _pair(s, "max_gap", "p95", "max"),
                 " / ".join(_cpu(cpu, name) for name in ("server", "loadgen", "others", "machine")),
                 "-" if lag is None else f"{lag['p95']:.1f}",
+                " / ".join("-" if mib is None else f"{mib:.0f}" for mib in level.get("server_rss_mib") or (None, None)),
             )
         )
     return _table(header, rows)

@@ -40,6 +40,16 @@ def _machine_busy_s() -> float:
     return float(times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0))
 
 
+def rss_mib(pid: int | None) -> float | None:
+    """Resident memory of process `pid` in MiB (None when unknown or gone)."""
+    if pid is None:
+        return None
+    try:
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+    except psutil.Error:
+        return None
+
+
 class CpuMeter:
     """Measures the CPU of named processes, and of the whole machine, between `start` and `stop`."""
 

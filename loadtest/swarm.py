@@ -21,7 +21,7 @@ import aiohttp
 
 from loadtest.profiling import ProfileSummary
 from loadtest.prometheus import HistogramSummary, ServerUnderruns, scrape
-from loadtest.resources import CpuMeter, CpuUsage, LoopLagProbe
+from loadtest.resources import CpuMeter, CpuUsage, LoopLagProbe, rss_mib
 from loadtest.rtc_client import RECEIVER_DELAY_S, Event, SpeechClient
 from loadtest.stats import Distribution, distribution
 from loadtest.texts import UTTERANCES, UniqueTexts
@@ -74,6 +74,8 @@ class LevelResult:
     utterances: list[UtteranceRecord] = field(repr=False)
     server_histograms: dict[str, HistogramSummary] = field(default_factory=dict)
     profile: ProfileSummary | None = None
+    server_rss_mib: tuple[float | None, float | None] = (None, None)
+    """The server's resident memory before the level and after it (its peers hung up)."""
 
 
 def summarize(records: list[UtteranceRecord], server_underruns: ServerUnderruns | None) -> RtcSummary:
@@ -177,6 +179,7 @@ async def run_level(url: str, config: SwarmConfig, pids: Mapping[str, int | None
             unique = UniqueTexts()
             peers = [_Peer(index, client, config, unique) for index, client in enumerate(clients)]
             before = await scrape(http, url)
+            rss_before = rss_mib(pids.get("server"))
             meter = CpuMeter({**pids, "loadgen": os.getpid()})
             meter.start()
             started = time.monotonic()
@@ -192,6 +195,7 @@ async def run_level(url: str, config: SwarmConfig, pids: Mapping[str, int | None
             after = await scrape(http, url)
         finally:
             await _hang_up(http, url, clients)
+    rss_after = rss_mib(pids.get("server"))
     records = [measure(turn, peer.client.received, started, SETTLE_S) for peer in peers for turn in peer.turns]
     server_underruns, histograms = after.since(before) if before and after else (None, {})
     return LevelResult(
@@ -203,4 +207,5 @@ async def run_level(url: str, config: SwarmConfig, pids: Mapping[str, int | None
         loadgen_loop_lag=lag.summary(),
         utterances=records,
         server_histograms=histograms,
+        server_rss_mib=(rss_before, rss_after),
     )
