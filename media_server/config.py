@@ -42,6 +42,7 @@ class Settings:
     onnx_threads: int = 1
     step_budget_ms: float = 30.0
     max_queue: int = 64
+    max_batch_queue: int = 16
     engine_max_outstanding: int = 8
     audio_cache_bytes: int = 64 * 1024 * 1024
     loudness_lufs: float = -20.0

@@ -116,6 +116,7 @@ class EngineClient:
             self._backend,
             workers=settings.engine_workers,
             max_queue=settings.max_queue,
+            max_batch_queue=settings.max_batch_queue,
             max_outstanding=settings.engine_max_outstanding,
         )
         deterministic = (self._backend.name,) if self._backend.deterministic else ()
@@ -316,4 +317,6 @@ class EngineClient:
             audio_s=counters.audio_s,
             busy_s=counters.busy_s,
             cache_bytes=self._cache.stats().bytes,
+            queued_batch=self._scheduler.pending_batch,
+            max_batch_queue=self._scheduler.max_batch_queue,
         )

@@ -30,8 +30,9 @@ Back-pressure: a job whose consumer has not taken `max_outstanding` chunks
 is parked (not stepped) until it does, so a slow reader costs a bounded
 amount of memory and no model time.
 
-Admission is bounded: past `max_queue` unfinished jobs, `submit` refuses at
-once with `Busy`. A cancelled job leaves the queue count at once; its sequence
+Admission is bounded per priority, so a flood of batch work never takes the
+capacity real-time work needs: past `max_queue` unfinished real-time jobs, or
+`max_batch_queue` batch ones, `submit` refuses at once with `Busy`. A cancelled job leaves the queue count at once; its sequence
 is closed by a worker at the next step boundary (backends are not thread-safe).
 """
 
@@ -79,10 +80,12 @@ class Scheduler:
         max_queue: int,
         max_outstanding: int = 8,
         observer: EngineObserver | None = None,
+        max_batch_queue: int | None = None,
     ) -> None:
         self._backend = backend
         self._workers = workers
         self.max_queue = max_queue
+        self.max_batch_queue = max_queue if max_batch_queue is None else max_batch_queue
         self._max_outstanding = max_outstanding
         self.observer: EngineObserver = observer or NoObserver()
         self._cond = threading.Condition()
@@ -114,11 +117,13 @@ class Scheduler:
 
     def submit(self, pipeline: RequestPipeline, sink: Sink) -> None:
         request = pipeline.request
+        limit = self.max_queue if request.priority == Priority.REALTIME else self.max_batch_queue
         with self._cond:
-            if len(self._jobs) >= self.max_queue:
+            if sum(1 for job in self._jobs.values() if job.priority == request.priority) >= limit:
                 self.counters.refused += 1
+                kind = "real-time" if request.priority == Priority.REALTIME else "batch"
                 raise Busy(
-                    f"the synthesis queue is full ({self.max_queue} requests); retry shortly",
+                    f"the {kind} synthesis queue is full ({limit} requests); retry shortly",
                     retry_after_s=1.0,
                 )
             self._order += 1
@@ -175,9 +180,15 @@ class Scheduler:
 
     @property
     def pending(self) -> int:
-        """Admitted jobs not yet finished (what `max_queue` bounds)."""
+        """Admitted jobs not yet finished."""
         with self._cond:
             return len(self._jobs)
+
+    @property
+    def pending_batch(self) -> int:
+        """Admitted batch jobs not yet finished (what `max_batch_queue` bounds)."""
+        with self._cond:
+            return sum(1 for job in self._jobs.values() if job.priority == Priority.BATCH)
 
     @property
     def parked(self) -> int:

@@ -85,6 +85,7 @@ class EngineStats:
     queued: int
     parked: int
     max_queue: int
+    """Real-time requests admitted beyond which the engine refuses (batch work has its own bound)."""
     completed: int
     cancelled: int
     failed: int
@@ -94,3 +95,6 @@ class EngineStats:
     audio_s: float
     busy_s: float
     cache_bytes: int
+    queued_batch: int = 0
+    """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
+    max_batch_queue: int = 0

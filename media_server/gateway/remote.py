@@ -169,6 +169,7 @@ class RemoteEngine:
             audio_s=0.0,
             busy_s=0.0,
             cache_bytes=0,
+            max_batch_queue=settings.max_batch_queue,
         )
         self._poller: asyncio.Task[None] | None = None
 

@@ -83,7 +83,15 @@ class EngineStatsCollector:
         parked = GaugeMetricFamily(
             "media_server_engine_parked_requests", "Requests paused until their reader catches up."
         )
-        limit = GaugeMetricFamily("media_server_engine_queue_limit", "Admitted requests beyond which it refuses.")
+        limit = GaugeMetricFamily(
+            "media_server_engine_queue_limit", "Admitted real-time requests beyond which it refuses."
+        )
+        queued_batch = GaugeMetricFamily(
+            "media_server_engine_queued_batch_requests", "Batch requests admitted and not finished."
+        )
+        batch_limit = GaugeMetricFamily(
+            "media_server_engine_batch_queue_limit", "Admitted batch requests beyond which it refuses."
+        )
         last_batch = GaugeMetricFamily(
             "media_server_engine_last_batch_size", "Sequences advanced by the latest synthesis step."
         )
@@ -105,6 +113,8 @@ class EngineStatsCollector:
             queued.add_metric([], stats.queued)
             parked.add_metric([], stats.parked)
             limit.add_metric([], stats.max_queue)
+            queued_batch.add_metric([], stats.queued_batch)
+            batch_limit.add_metric([], stats.max_batch_queue)
             last_batch.add_metric([], stats.last_batch)
             for outcome, count in (
                 ("completed", stats.completed),
@@ -117,7 +127,22 @@ class EngineStatsCollector:
             audio.add_metric([], stats.audio_s)
             busy.add_metric([], stats.busy_s)
             cache_bytes.add_metric([], stats.cache_bytes)
-        return [info, ready, active, queued, parked, limit, last_batch, outcomes, steps, audio, busy, cache_bytes]
+        return [
+            info,
+            ready,
+            active,
+            queued,
+            parked,
+            limit,
+            queued_batch,
+            batch_limit,
+            last_batch,
+            outcomes,
+            steps,
+            audio,
+            busy,
+            cache_bytes,
+        ]
 
 
 class Metrics:

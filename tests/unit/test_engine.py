@@ -29,7 +29,9 @@ LONG_TEXT = " ".join(
 
 @pytest_asyncio.fixture
 async def engine() -> AsyncIterator[EngineClient]:
-    client = EngineClient(Settings(engine_workers=1, max_queue=2, max_text_chars=500, engine_max_outstanding=3))
+    client = EngineClient(
+        Settings(engine_workers=1, max_queue=2, max_batch_queue=2, max_text_chars=500, engine_max_outstanding=3)
+    )
     await client.start()
     yield client
     await client.stop()

@@ -203,6 +203,8 @@ EXPECTED_FAMILIES = {
         "media_server_engine_queued_requests",
         "media_server_engine_parked_requests",
         "media_server_engine_queue_limit",
+        "media_server_engine_queued_batch_requests",
+        "media_server_engine_batch_queue_limit",
         "media_server_engine_last_batch_size",
         "media_server_sessions",
         "media_server_peers",

@@ -98,9 +98,16 @@ class Harness:
         return self.backend.stepped[before:]
 
 
-def harness(scripts: dict[str, list[Pcm]], max_outstanding: int = 8, max_sequences: int | None = None) -> Harness:
+def harness(
+    scripts: dict[str, list[Pcm]],
+    max_outstanding: int = 8,
+    max_sequences: int | None = None,
+    max_batch_queue: int = 8,
+) -> Harness:
     fake = FakeBackend(scripts, max_sequences=max_sequences)
-    scheduler = Scheduler(fake, workers=1, max_queue=8, max_outstanding=max_outstanding)
+    scheduler = Scheduler(
+        fake, workers=1, max_queue=8, max_outstanding=max_outstanding, max_batch_queue=max_batch_queue
+    )
     return Harness(fake, scheduler, AudioCache(10**6, deterministic_backends={"fake"}))
 
 
@@ -181,9 +188,20 @@ def test_a_full_queue_refuses_at_once() -> None:
     h = harness({"x": [audio(1.0)]})
     for _ in range(8):
         h.submit("x")
-    with pytest.raises(Busy):
+    with pytest.raises(Busy, match="real-time"):
         h.submit("x")
     assert h.scheduler.counters.refused == 1
+
+
+def test_a_flood_of_batch_work_never_takes_the_real_time_capacity() -> None:
+    h = harness({"x": [audio(1.0)]}, max_batch_queue=2)
+    for _ in range(2):
+        h.submit("x", priority=Priority.BATCH)
+    with pytest.raises(Busy, match="batch"):
+        h.submit("x", priority=Priority.BATCH)
+    for _ in range(8):
+        h.submit("x")
+    assert h.scheduler.pending == 10
 
 
 def test_the_estimate_counts_the_new_utterances_waiting_ahead() -> None:
