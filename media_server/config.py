@@ -6,6 +6,7 @@ the CLI may override some of them. Nothing else in the package calls os.environ.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     metrics_public: bool = True
     allowed_origins: tuple[str, ...] = ()
+    public_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
     rate_limit_burst: int = 20
@@ -83,6 +85,16 @@ class Settings:
 
     # gateway/worker mode
     mode: str = "standalone"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """True on a development machine: `HOST` is `localhost` or a loopback address."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -110,7 +122,11 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
                 raise ValueError("expected a JSON list of RTCIceServer objects")
             return tuple(servers)
         if type_name == "tuple[str, ...]":
-            return tuple(item.strip() for item in raw.split(",") if item.strip())
+            items = tuple(item.strip() for item in raw.split(",") if item.strip())
+            if not items:
+                # A list that is set but names nothing is a mistake (`API_KEYS=" , "` must not mean "no keys").
+                raise ValueError("set, but lists nothing; name at least one item or leave it unset")
+            return items
         if type_name == "bool":
             return _parse_bool(raw)
         if type_name.startswith("int"):

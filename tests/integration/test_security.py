@@ -9,13 +9,19 @@ development default: on loopback with no allow-list, every origin may call.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from loadtest.server_process import free_port
 from tests.probes import bare_offer, scrape
 from tests.server import RunningServer, start_server
 
@@ -148,6 +154,30 @@ async def test_query_key_only_counts_on_websocket_upgrades(locked: RunningServer
     assert (status, code) == (401, "unauthorized")
 
 
+@pytest.mark.asyncio
+async def test_query_key_needs_a_complete_handshake_on_a_websocket_route(locked: RunningServer) -> None:
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+    }
+    # A complete handshake, but to a route that is no WebSocket: the query key counts for nothing.
+    for path in ("/v1/voices", "/rtc/config", "/openapi.json"):
+        status, code, _ = await status_and_error(f"{locked.url}{path}?api_key=alpha-key", headers=handshake)
+        assert (status, code) == (401, "unauthorized"), path
+    # A WebSocket route, but only the Upgrade header: not a handshake either.
+    status, code, _ = await status_and_error(locked.url + "/ws/tts?api_key=alpha-key", headers={"Upgrade": "websocket"})
+    assert (status, code) == (401, "unauthorized")
+
+
+def test_a_list_setting_that_names_nothing_refuses_to_start() -> None:
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "API_KEYS": " , "}
+    started = subprocess.run([sys.executable, "-m", "media_server", "serve"], env=env, capture_output=True, timeout=60)
+    assert started.returncode == 2
+    assert b"config_error: API_KEYS=' , '" in started.stderr
+
+
 # Origins and CORS
 
 
@@ -165,6 +195,18 @@ async def test_same_origin_always_passes(locked: RunningServer) -> None:
     status, _, headers = await status_and_error(locked.url + "/v1/voices", headers=own)
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
     assert await speaks_over_websocket(locked.url + "/ws/tts", own)
+
+
+@pytest.mark.asyncio
+async def test_a_rebound_host_is_not_the_servers_own_origin(listed: RunningServer) -> None:
+    port = urlsplit(listed.url).port
+    rebound = {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"}
+    status, code, _ = await status_and_error(listed.url + "/v1/voices", headers=rebound)
+    assert (status, code) == (403, "forbidden_origin")
+    assert await handshake_status(listed.url + "/ws/tts", rebound) == 403
+    for own in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):  # the demo page, as a browser here opens it
+        status, _, headers = await status_and_error(listed.url + "/v1/voices", headers={"Origin": own})
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
 
 
 @pytest.mark.asyncio
