@@ -87,7 +87,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
     turn = None
     if settings.turn_secret and settings.turn_urls:
         turn = TurnServers(settings.turn_urls, settings.turn_secret, settings.turn_ttl)
-    signaling_routes.add_routes(app, registry, turn)
+    signaling_routes.add_routes(app, registry, turn, owner=security.principal)
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)

@@ -26,7 +26,11 @@ for every request:
 5. With `API_KEYS` set: `Authorization: Bearer <key>`, or `?api_key=<key>` on
    a real WebSocket handshake of a route added with `add_websocket_route`
    (browsers cannot set headers there). Else 401 `unauthorized`. WebRTC is
-   checked at `/rtc/offer`; the peer it creates is the client's from then on.
+   checked at `/rtc/offer`.
+
+Past these checks `request[PRINCIPAL]` names who is calling: the API key
+(by its position in `API_KEYS`), or without keys the client address. A
+WebRTC session belongs to the principal that created it.
 
 Allowed cross-origin responses, errors and streams included, carry
 `Access-Control-Allow-Origin` (the origin echoed) through the response hook.
@@ -59,6 +63,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 CROSS_ORIGIN = web.RequestKey("cross_origin", str)
+PRINCIPAL = web.RequestKey("principal", str)
 WEBSOCKET_ROUTES = web.AppKey("websocket_routes", frozenset[web.AbstractResource])
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,6 +101,11 @@ def public_origins(settings: Settings) -> frozenset[Origin]:
             raise ConfigError(f"PUBLIC_ORIGINS: {entry!r} is not an origin such as https://tts.example")
         found.add(origin)
     return frozenset(found)
+
+
+def principal(request: web.Request) -> str | None:
+    """Who `request` speaks for: `key:<position in API_KEYS>` or `address:<client>`; None on open routes."""
+    return request.get(PRINCIPAL)
 
 
 def add_websocket_route(app: web.Application, path: str, handler: Handler) -> None:
@@ -150,12 +160,14 @@ class Security:
                 return self._preflight(origin)
         if not self._is_open(request.path):
             key = self._valid_key(request)
-            self._rate_limit(f"key:{key}" if key is not None else f"address:{request.remote}")
+            principal = f"key:{key}" if key is not None else f"address:{request.remote}"
+            self._rate_limit(principal)
             if self._keys and key is None:
                 raise Unauthorized(
                     "authorization: send an API key as 'Authorization: Bearer <key>' "
                     "(on a WebSocket upgrade, '?api_key=<key>' also works)"
                 )
+            request[PRINCIPAL] = principal
         return await handler(request)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
