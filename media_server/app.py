@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from media_server.api import health, openapi, security, speech, static, telephony, voices, websocket
+from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
@@ -64,7 +65,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
     metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
     engine.observe(metrics)
     app = web.Application(
-        middlewares=[metrics.middleware, request_id_middleware, error_middleware],
+        middlewares=[metrics.middleware, request_id_middleware, error_middleware, body_deadline(settings.body_timeout)],
         client_max_size=settings.max_body_bytes,
     )
     security.install(app, settings)

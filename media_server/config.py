@@ -53,6 +53,8 @@ class Settings:
 
     max_text_chars: int = 5000
     max_body_bytes: int = 256 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    body_timeout: float = 30.0
     first_segment_words: int = 6
 
     max_peers: int = 64
