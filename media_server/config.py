@@ -74,6 +74,10 @@ class Settings:
     rate_limit_per_minute: int = 0
     rate_limit_burst: int = 20
     max_sdp_bytes: int = 64 * 1024
+    rtc_max_remote_candidates: int = 32
+    rtc_private_candidates: bool | None = None  # None: allowed while the server listens on loopback
+    rtc_candidate_networks: tuple[str, ...] = ()
+    rtc_ice_checks_per_second: float = 20.0
     max_messages_per_second: float = 100.0
     max_peers_per_ip: int = 0
     turn_urls: tuple[str, ...] = ()
@@ -129,7 +133,7 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
                 # A list that is set but names nothing is a mistake (`API_KEYS=" , "` must not mean "no keys").
                 raise ValueError("set, but lists nothing; name at least one item or leave it unset")
             return items
-        if type_name == "bool":
+        if type_name.startswith("bool"):
             return _parse_bool(raw)
         if type_name.startswith("int"):
             return int(raw)

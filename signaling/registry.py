@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from signaling.errors import BadOffer, TooManyPeers, TooManyPeersFromClient, UnknownSession
+from signaling.offer import CandidatePolicy, screen_offer
+from signaling.pacing import pace_checks
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class RegistryLimits:
     idle_timeout_s: float = 600.0
     max_sdp_bytes: int = 64 * 1024
     max_peers_per_ip: int = 0  # 0: only `max_peers` applies
+    candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
+    ice_checks_per_second: float = 20.0  # 0: unpaced
 
 
 class PeerRegistry:
@@ -114,6 +118,7 @@ class PeerRegistry:
             raise BadOffer(f"sdp: {size} bytes is over the limit of {self._limits.max_sdp_bytes}")
         if offer.get("type") != "offer":
             raise BadOffer(f"type: must be 'offer', got {offer.get('type')!r}")
+        sdp = screen_offer(sdp, self._limits.candidates)
         if len(self._peers) >= self._limits.max_peers:
             raise TooManyPeers(f"the server holds its maximum of {self._limits.max_peers} live peers")
         per_ip = self._limits.max_peers_per_ip
@@ -128,6 +133,7 @@ class PeerRegistry:
             options = {k: v for k, v in offer.items() if k not in ("sdp", "type")}
             peer.media = await self._attach(peer, options)
             await self._make_answer(peer)
+            pace_checks(peer.pc, self._limits.ice_checks_per_second)
         except BaseException:
             await self.close(peer.id)
             raise
@@ -170,8 +176,6 @@ class PeerRegistry:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise BadOffer(f"sdp: the offer could not be applied: {exc or type(exc).__name__}") from exc
-        if not any(t.kind == "audio" for t in peer.pc.getTransceivers()):
-            raise BadOffer("sdp: the offer has no audio media section to send speech on")
 
     def _watch(self, peer: Peer) -> None:
         @peer.pc.on("connectionstatechange")
