@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from media_server.api import health, openapi, security, speech, static, telephony, voices, websocket
+from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.seam import Engine
+from media_server.errors import ConfigError
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
 from signaling import routes as signaling_routes
+from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
 from signaling.turn import TurnServers
 
@@ -59,12 +63,26 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
+def _candidate_policy(settings: Settings) -> CandidatePolicy:
+    """Which ICE candidates of an offer the server checks; private ones by default only on a development machine."""
+    try:
+        networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in settings.rtc_candidate_networks)
+    except ValueError as exc:
+        raise ConfigError(f"RTC_CANDIDATE_NETWORKS: {exc}") from exc
+    private = settings.rtc_private_candidates
+    return CandidatePolicy(
+        max_candidates=settings.rtc_max_remote_candidates,
+        allow_private=settings.listens_on_loopback if private is None else private,
+        networks=networks,
+    )
+
+
 def build_app(settings: Settings, engine: Engine | None = None) -> web.Application:
     engine = engine or EngineClient(settings)
     metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
     engine.observe(metrics)
     app = web.Application(
-        middlewares=[metrics.middleware, request_id_middleware, error_middleware],
+        middlewares=[metrics.middleware, request_id_middleware, error_middleware, body_deadline(settings.body_timeout)],
         client_max_size=settings.max_body_bytes,
     )
     security.install(app, settings)
@@ -82,12 +100,14 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
             idle_timeout_s=settings.rtc_idle_timeout,
             max_sdp_bytes=settings.max_sdp_bytes,
             max_peers_per_ip=settings.max_peers_per_ip,
+            candidates=_candidate_policy(settings),
+            ice_checks_per_second=settings.rtc_ice_checks_per_second,
         ),
     )
     turn = None
     if settings.turn_secret and settings.turn_urls:
         turn = TurnServers(settings.turn_urls, settings.turn_secret, settings.turn_ttl)
-    signaling_routes.add_routes(app, registry, turn)
+    signaling_routes.add_routes(app, registry, turn, owner=security.principal)
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)

@@ -6,6 +6,7 @@ the CLI may override some of them. Nothing else in the package calls os.environ.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ class Settings:
 
     max_text_chars: int = 5000
     max_body_bytes: int = 256 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    body_timeout: float = 30.0
     first_segment_words: int = 6
 
     max_peers: int = 64
@@ -67,10 +70,15 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     metrics_public: bool = True
     allowed_origins: tuple[str, ...] = ()
+    public_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
     rate_limit_burst: int = 20
     max_sdp_bytes: int = 64 * 1024
+    rtc_max_remote_candidates: int = 32
+    rtc_private_candidates: bool | None = None  # None: allowed while the server listens on loopback
+    rtc_candidate_networks: tuple[str, ...] = ()
+    rtc_ice_checks_per_second: float = 20.0
     max_messages_per_second: float = 100.0
     max_peers_per_ip: int = 0
     turn_urls: tuple[str, ...] = ()
@@ -84,6 +92,16 @@ class Settings:
 
     # gateway/worker mode
     mode: str = "standalone"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """True on a development machine: `HOST` is `localhost` or a loopback address."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,8 +129,12 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
                 raise ValueError("expected a JSON list of RTCIceServer objects")
             return tuple(servers)
         if type_name == "tuple[str, ...]":
-            return tuple(item.strip() for item in raw.split(",") if item.strip())
-        if type_name == "bool":
+            items = tuple(item.strip() for item in raw.split(",") if item.strip())
+            if not items:
+                # A list that is set but names nothing is a mistake (`API_KEYS=" , "` must not mean "no keys").
+                raise ValueError("set, but lists nothing; name at least one item or leave it unset")
+            return items
+        if type_name.startswith("bool"):
             return _parse_bool(raw)
         if type_name.startswith("int"):
             return int(raw)

@@ -51,6 +51,20 @@ class UnsupportedLanguage(InvalidRequest):
     code = "unsupported_language"
 
 
+class BodyTooLarge(InvalidRequest):
+    """The request body is over its size limit (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads)."""
+
+    code = "body_too_large"
+    status = 413
+
+
+class BodyTimeout(MediaServerError):
+    """The request body did not arrive within `BODY_TIMEOUT` seconds."""
+
+    code = "body_timeout"
+    status = 408
+
+
 class NotFound(MediaServerError):
     code = "not_found"
     status = 404

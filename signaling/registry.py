@@ -3,6 +3,11 @@
 Every peer is closed and forgotten on hang-up, on ICE failure, when it does not
 connect within `connect_timeout_s`, or after `idle_timeout_s` without activity
 (`Peer.touch`). The registry owns the tasks it starts and cancels them on stop.
+
+A peer belongs to the owner that created it (an opaque value the caller
+passes in: an API key, an address): only that owner may hang it up, and to
+anyone else the session does not exist. Its id is the session's capability,
+so logs name a peer by its `tag`, never by its id.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -19,6 +25,8 @@ from typing import Any, Protocol
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from signaling.errors import BadOffer, TooManyPeers, TooManyPeersFromClient, UnknownSession
+from signaling.offer import CandidatePolicy, screen_offer
+from signaling.pacing import pace_checks
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,9 @@ class Peer:
     last_activity: float = field(default_factory=time.monotonic)
     media: Media | None = None
     client: str | None = None
+    owner: str | None = None
+    tag: str = field(default_factory=lambda: secrets.token_hex(4))
+    """What logs call the peer: unrelated to its id, which is a secret of its owner."""
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -55,6 +66,8 @@ class RegistryLimits:
     idle_timeout_s: float = 600.0
     max_sdp_bytes: int = 64 * 1024
     max_peers_per_ip: int = 0  # 0: only `max_peers` applies
+    candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
+    ice_checks_per_second: float = 20.0  # 0: unpaced
 
 
 class PeerRegistry:
@@ -92,9 +105,11 @@ class PeerRegistry:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def answer(self, offer: Mapping[str, Any], client: str | None = None) -> dict[str, str]:
-        """Create a peer for `offer` (`{sdp, type: "offer", ...options}`) from the address `client`
-        and return the answer."""
+    async def answer(
+        self, offer: Mapping[str, Any], client: str | None = None, owner: str | None = None
+    ) -> dict[str, str]:
+        """Create a peer for `offer` (`{sdp, type: "offer", ...options}`) from the address `client`,
+        belonging to `owner`, and return the answer."""
         sdp = offer.get("sdp")
         if not isinstance(sdp, str) or not sdp.strip():
             raise BadOffer("sdp: required, a non-empty string")
@@ -103,30 +118,35 @@ class PeerRegistry:
             raise BadOffer(f"sdp: {size} bytes is over the limit of {self._limits.max_sdp_bytes}")
         if offer.get("type") != "offer":
             raise BadOffer(f"type: must be 'offer', got {offer.get('type')!r}")
+        sdp = screen_offer(sdp, self._limits.candidates)
         if len(self._peers) >= self._limits.max_peers:
             raise TooManyPeers(f"the server holds its maximum of {self._limits.max_peers} live peers")
         per_ip = self._limits.max_peers_per_ip
         if per_ip and client is not None and sum(p.client == client for p in self._peers.values()) >= per_ip:
             raise TooManyPeersFromClient(f"{client} already holds its maximum of {per_ip} live peers")
         ice = [RTCIceServer(**server) for server in self._ice_servers]
-        peer = Peer(id=uuid.uuid4().hex, pc=RTCPeerConnection(RTCConfiguration(iceServers=ice)), client=client)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
+        peer = Peer(id=uuid.uuid4().hex, pc=pc, client=client, owner=owner)
         self._peers[peer.id] = peer
         try:
             await self._apply_offer(peer, sdp)
             options = {k: v for k, v in offer.items() if k not in ("sdp", "type")}
             peer.media = await self._attach(peer, options)
             await self._make_answer(peer)
+            pace_checks(peer.pc, self._limits.ice_checks_per_second)
         except BaseException:
             await self.close(peer.id)
             raise
         self._watch(peer)
-        log.info("peer %s created (%d live)", peer.id, len(self._peers))
+        log.info("peer %s created (%d live)", peer.tag, len(self._peers))
         local = peer.pc.localDescription
         return {"sdp": local.sdp, "type": local.type, "session_id": peer.id}
 
-    async def hang_up(self, peer_id: str) -> None:
-        if peer_id not in self._peers:
-            raise UnknownSession(f"session_id: no live session {peer_id!r}")
+    async def hang_up(self, peer_id: str, owner: str | None) -> None:
+        """Close the peer `peer_id` for `owner`; a peer of another owner is as unknown as one that never was."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.owner != owner:
+            raise UnknownSession("session_id: no live session of yours has this id")
         await self.close(peer_id)
 
     async def close(self, peer_id: str) -> None:
@@ -139,8 +159,8 @@ class PeerRegistry:
             await peer.pc.close()
         except Exception:
             # aiortc cannot always close a connection it half negotiated from a bad offer; it is forgotten anyway.
-            log.warning("peer %s did not close cleanly", peer_id, exc_info=True)
-        log.info("peer %s closed (%d live)", peer_id, len(self._peers))
+            log.warning("peer %s did not close cleanly", peer.tag, exc_info=True)
+        log.info("peer %s closed (%d live)", peer.tag, len(self._peers))
 
     @staticmethod
     async def _make_answer(peer: Peer) -> None:
@@ -156,8 +176,6 @@ class PeerRegistry:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise BadOffer(f"sdp: the offer could not be applied: {exc or type(exc).__name__}") from exc
-        if not any(t.kind == "audio" for t in peer.pc.getTransceivers()):
-            raise BadOffer("sdp: the offer has no audio media section to send speech on")
 
     def _watch(self, peer: Peer) -> None:
         @peer.pc.on("connectionstatechange")
@@ -180,8 +198,8 @@ class PeerRegistry:
         for peer in list(self._peers.values()):
             connected = peer.pc.connectionState == "connected"
             if not connected and now - peer.created_at > self._limits.connect_timeout_s:
-                log.info("peer %s did not connect in %.0f s", peer.id, self._limits.connect_timeout_s)
+                log.info("peer %s did not connect in %.0f s", peer.tag, self._limits.connect_timeout_s)
                 await self.close(peer.id)
             elif connected and self._limits.idle_timeout_s and now - peer.last_activity > self._limits.idle_timeout_s:
-                log.info("peer %s idle for %.0f s", peer.id, self._limits.idle_timeout_s)
+                log.info("peer %s idle for %.0f s", peer.tag, self._limits.idle_timeout_s)
                 await self.close(peer.id)

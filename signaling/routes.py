@@ -1,7 +1,13 @@
-"""HTTP routes of the signaling service: /rtc/config, /rtc/offer, /rtc/sessions/{id}."""
+"""HTTP routes of the signaling service: /rtc/config, /rtc/offer, /rtc/sessions/{id}.
+
+`add_routes` takes an `Owner`: who a request speaks for. A session belongs to
+the owner of the offer that made it, and only a request of that owner may
+hang it up. By default the owner is the client address.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,8 +16,15 @@ from signaling.errors import BadOffer
 from signaling.registry import PeerRegistry
 from signaling.turn import TurnServers
 
+Owner = Callable[[web.Request], str | None]
+
 REGISTRY_KEY = web.AppKey("peer_registry", PeerRegistry)
 TURN_KEY = web.AppKey("turn_servers", TurnServers)
+OWNER_KEY = web.AppKey[Owner]("peer_owner")
+
+
+def client_address(request: web.Request) -> str | None:
+    return request.remote
 
 
 async def rtc_config(request: web.Request) -> web.Response:
@@ -32,16 +45,21 @@ async def rtc_offer(request: web.Request) -> web.Response:
         raise BadOffer(f"body: not valid JSON ({exc})") from exc
     if not isinstance(offer, dict):
         raise BadOffer("body: expected a JSON object {sdp, type}")
-    return web.json_response(await request.app[REGISTRY_KEY].answer(offer, client=request.remote))
+    owner = request.app[OWNER_KEY](request)
+    return web.json_response(await request.app[REGISTRY_KEY].answer(offer, client=request.remote, owner=owner))
 
 
 async def rtc_hang_up(request: web.Request) -> web.Response:
-    await request.app[REGISTRY_KEY].hang_up(request.match_info["session_id"])
+    owner = request.app[OWNER_KEY](request)
+    await request.app[REGISTRY_KEY].hang_up(request.match_info["session_id"], owner)
     return web.json_response({"status": "closed"})
 
 
-def add_routes(app: web.Application, registry: PeerRegistry, turn: TurnServers | None = None) -> None:
+def add_routes(
+    app: web.Application, registry: PeerRegistry, turn: TurnServers | None = None, owner: Owner = client_address
+) -> None:
     app[REGISTRY_KEY] = registry
+    app[OWNER_KEY] = owner
     if turn is not None:
         app[TURN_KEY] = turn
     app.router.add_get("/rtc/config", rtc_config)

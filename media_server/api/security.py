@@ -7,24 +7,30 @@ for every request:
    `TRUSTED_PROXIES`, the last address in `X-Forwarded-For` that is not a
    trusted proxy. Downstream, `request.remote` is that address (signaling
    counts peers per address with it).
-2. The origin, for requests that carry `Origin` (browsers): same-origin
-   requests always pass; cross-origin ones pass when the origin is in
-   `ALLOWED_ORIGINS` (`*` lets in any), or when that list is empty and the
-   server listens on a loopback host (a development machine: everything
-   open). Otherwise 403 `forbidden_origin`, for WebSocket upgrades too. A CORS
-   preflight (`OPTIONS` with `Access-Control-Request-Method`) from an allowed
-   origin is answered here, before keys: browsers never send credentials on
-   a preflight.
+2. The origin, for requests that carry `Origin` (browsers): requests from the
+   server's own pages (`PUBLIC_ORIGINS`; by default its loopback addresses
+   and `HOST` on `PORT`) always pass. The `Host` header plays no part: a
+   DNS-rebinding page names whatever host it likes there. Other origins pass
+   when they are in `ALLOWED_ORIGINS` (`*` lets in any), or when that list is
+   empty and the server listens on a loopback host (a development machine:
+   everything open). Otherwise 403 `forbidden_origin`, for WebSocket upgrades
+   too. A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`)
+   from an allowed origin is answered here, before keys: browsers never send
+   credentials on a preflight.
 3. Open routes (`/`, `/static/*`, `/healthz`, `/readyz`, and `/metrics`
    unless `METRICS_PUBLIC=false`) need nothing more.
 4. The rate limit (`RATE_LIMIT_PER_MINUTE`, bursts of `RATE_LIMIT_BURST`):
    one bucket per valid API key, else one per address, so guessing keys
    spends the guesser's address budget. Over it: 429 `rate_limited` with
    `Retry-After`.
-5. With `API_KEYS` set: `Authorization: Bearer <key>`, or on a WebSocket
-   upgrade `?api_key=<key>` (browsers cannot set headers there). Else 401
-   `unauthorized`. WebRTC is checked at `/rtc/offer`; the peer it creates is
-   the client's from then on.
+5. With `API_KEYS` set: `Authorization: Bearer <key>`, or `?api_key=<key>` on
+   a real WebSocket handshake of a route added with `add_websocket_route`
+   (browsers cannot set headers there). Else 401 `unauthorized`. WebRTC is
+   checked at `/rtc/offer`.
+
+Past these checks `request[PRINCIPAL]` names who is calling: the API key
+(by its position in `API_KEYS`), or without keys the client address. A
+WebRTC session belongs to the principal that created it.
 
 Allowed cross-origin responses, errors and streams included, carry
 `Access-Control-Allow-Origin` (the origin echoed) through the response hook.
@@ -34,7 +40,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -53,23 +59,68 @@ CORS_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_EXPOSED_HEADERS = "Retry-After, X-Sample-Rate, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = 600
 WWW_AUTHENTICATE = 'Bearer realm="media-server"'
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 CROSS_ORIGIN = web.RequestKey("cross_origin", str)
+PRINCIPAL = web.RequestKey("principal", str)
+WEBSOCKET_ROUTES = web.AppKey("websocket_routes", frozenset[web.AbstractResource])
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Origin = tuple[str, str, int | None]
 
 
 def _normalized_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _origin(origin: str) -> Origin | None:
+    """(scheme, host, port) of an http(s) origin such as `https://app.example`; None for anything else."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        url = URL(origin.strip())
+    except (ValueError, TypeError):
+        return None
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/") or url.query_string:
+        return None
+    return url.scheme, url.host.lower(), url.port
+
+
+def _default_public_origins(settings: Settings) -> Iterator[str]:
+    """The server as a browser on this machine reaches it: its loopback names, and `HOST` when it names one."""
+    hosts = [*LOOPBACK_HOSTS] + ([] if settings.host in WILDCARD_HOSTS else [settings.host])
+    for host in hosts:
+        yield f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+
+
+def public_origins(settings: Settings) -> frozenset[Origin]:
+    """The origins of the server's own pages: `PUBLIC_ORIGINS`, or by default its loopback ones."""
+    found = set()
+    for entry in settings.public_origins or tuple(_default_public_origins(settings)):
+        origin = _origin(entry)
+        if origin is None:
+            raise ConfigError(f"PUBLIC_ORIGINS: {entry!r} is not an origin such as https://tts.example")
+        found.add(origin)
+    return frozenset(found)
+
+
+def principal(request: web.Request) -> str | None:
+    """Who `request` speaks for: `key:<position in API_KEYS>` or `address:<client>`; None on open routes."""
+    return request.get(PRINCIPAL)
+
+
+def add_websocket_route(app: web.Application, path: str, handler: Handler) -> None:
+    """Add the WebSocket route `GET path`: its handshake may carry the API key as `?api_key=`."""
+    resource = app.router.add_get(path, handler).resource
+    assert resource is not None
+    app[WEBSOCKET_ROUTES] = app.get(WEBSOCKET_ROUTES, frozenset()) | {resource}
+
+
+def _is_websocket_handshake(request: web.Request) -> bool:
+    """A complete WebSocket handshake (GET, Upgrade, Connection, key and version) on a WebSocket route."""
+    resource = request.match_info.route.resource
+    if request.method != hdrs.METH_GET or resource not in request.app.get(WEBSOCKET_ROUTES, frozenset()):
         return False
+    return web.WebSocketResponse().can_prepare(request).ok
 
 
 def _networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -79,16 +130,6 @@ def _networks(entries: Iterable[str]) -> tuple[Network, ...]:
         raise ConfigError(f"TRUSTED_PROXIES: {exc}") from exc
 
 
-def _same_origin(request: web.Request, origin: str) -> bool:
-    """True when `origin` names the host (and port) the browser sent this request to."""
-    try:
-        url = URL(origin)
-        here = URL.build(scheme=url.scheme, authority=request.host)
-    except (ValueError, TypeError):
-        return False
-    return url.scheme in ("http", "https") and url.host is not None and (url.host, url.port) == (here.host, here.port)
-
-
 class Security:
     """The checks `install` puts in front of every route, built once from the settings."""
 
@@ -96,7 +137,8 @@ class Security:
         self._keys = tuple(key.encode() for key in settings.api_keys)
         origins = {_normalized_origin(origin) for origin in settings.allowed_origins}
         self._origins = frozenset(origins - {"*"})
-        self._any_origin = "*" in origins or (not origins and _is_loopback_host(settings.host))
+        self._any_origin = "*" in origins or (not origins and settings.listens_on_loopback)
+        self._public = public_origins(settings)
         self._proxies = _networks(settings.trusted_proxies)
         self._metrics_public = settings.metrics_public
         self._buckets = (
@@ -118,12 +160,14 @@ class Security:
                 return self._preflight(origin)
         if not self._is_open(request.path):
             key = self._valid_key(request)
-            self._rate_limit(f"key:{key}" if key is not None else f"address:{request.remote}")
+            principal = f"key:{key}" if key is not None else f"address:{request.remote}"
+            self._rate_limit(principal)
             if self._keys and key is None:
                 raise Unauthorized(
                     "authorization: send an API key as 'Authorization: Bearer <key>' "
                     "(on a WebSocket upgrade, '?api_key=<key>' also works)"
                 )
+            request[PRINCIPAL] = principal
         return await handler(request)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -138,7 +182,7 @@ class Security:
             response.headers.setdefault(hdrs.WWW_AUTHENTICATE, WWW_AUTHENTICATE)
 
     def _check_origin(self, request: web.Request, origin: str) -> None:
-        if _same_origin(request, origin):
+        if _origin(origin) in self._public:
             return
         if not self._any_origin and _normalized_origin(origin) not in self._origins:
             raise Forbidden(f"origin: {origin!r} may not call this server; add it to ALLOWED_ORIGINS to let it in")
@@ -196,9 +240,9 @@ class Security:
         scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip().encode("utf-8", "surrogatepass")
-        is_upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-        if is_upgrade and request.query.get(API_KEY_QUERY):
-            return request.query[API_KEY_QUERY].encode("utf-8", "surrogatepass")
+        query_key = request.query.get(API_KEY_QUERY)
+        if query_key and _is_websocket_handshake(request):
+            return query_key.encode("utf-8", "surrogatepass")
         return None
 
     def _rate_limit(self, client: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
+from media_server.api.security import add_websocket_route
 from media_server.api.socket_output import Framing, SocketOutput
 from media_server.audio.codecs import MulawEncoder
 from media_server.audio.playout import PlayoutEvent
@@ -116,4 +117,4 @@ async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ws/telephony", ws_telephony)
+    add_websocket_route(app, "/ws/telephony", ws_telephony)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
+from media_server.api.security import add_websocket_route
 from media_server.api.socket_output import SocketOutput
 from media_server.audio.codecs import audio_format
 from media_server.conversation import Conversation
@@ -61,4 +62,4 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ws/tts", ws_tts)
+    add_websocket_route(app, "/ws/tts", ws_tts)

@@ -1,26 +1,35 @@
-"""API keys, the origin allow-list with CORS, and per-client rate limits, on real servers.
+"""API keys, session ownership, the origin allow-list with CORS, and per-client rate limits, on real servers.
 
-Three servers with their own settings: `locked` (API keys, private metrics,
+Four servers with their own settings: `locked` (API keys, private metrics,
 listening on every interface, so cross-origin requests need the allow-list,
-which is empty), `listed` (an allow-list, on loopback) and `limited` (rate
-limits, behind a trusted proxy). The session's shared server shows the
-development default: on loopback with no allow-list, every origin may call.
+which is empty), `listed` (an allow-list, on loopback), `limited` (rate
+limits, behind a trusted proxy) and `proxied` (no keys, behind a trusted
+proxy, so clients are told apart by address). The session's shared server
+shows the development default: on loopback with no allow-list, every origin
+may call.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from tests.probes import bare_offer, scrape
+from loadtest.server_process import free_port
+from tests.probes import bare_offer, sample, scrape, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 KEYS = ("alpha-key", "beta-key")
 ALPHA = {"Authorization": "Bearer alpha-key"}
+BETA = {"Authorization": "Bearer beta-key"}
 APP = "https://app.example"
 ELSEWHERE = "https://elsewhere.example"
 SPEAK = {"type": "speak", "text": "Let me in.", "id": "s1"}
@@ -50,6 +59,13 @@ def limited() -> Iterator[RunningServer]:
             "TRUSTED_PROXIES": "127.0.0.1/32",
         }
     )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[RunningServer]:
+    server = start_server({"TRUSTED_PROXIES": "127.0.0.1/32"})
     yield server
     server.stop()
 
@@ -148,6 +164,63 @@ async def test_query_key_only_counts_on_websocket_upgrades(locked: RunningServer
     assert (status, code) == (401, "unauthorized")
 
 
+@pytest.mark.asyncio
+async def test_query_key_needs_a_complete_handshake_on_a_websocket_route(locked: RunningServer) -> None:
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+    }
+    # A complete handshake, but to a route that is no WebSocket: the query key counts for nothing.
+    for path in ("/v1/voices", "/rtc/config", "/openapi.json"):
+        status, code, _ = await status_and_error(f"{locked.url}{path}?api_key=alpha-key", headers=handshake)
+        assert (status, code) == (401, "unauthorized"), path
+    # A WebSocket route, but only the Upgrade header: not a handshake either.
+    status, code, _ = await status_and_error(locked.url + "/ws/tts?api_key=alpha-key", headers={"Upgrade": "websocket"})
+    assert (status, code) == (401, "unauthorized")
+
+
+def test_a_list_setting_that_names_nothing_refuses_to_start() -> None:
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "API_KEYS": " , "}
+    started = subprocess.run([sys.executable, "-m", "media_server", "serve"], env=env, capture_output=True, timeout=60)
+    assert started.returncode == 2
+    assert b"config_error: API_KEYS=' , '" in started.stderr
+
+
+# Session ownership
+
+
+async def offer_session(url: str, headers: Mapping[str, str]) -> str:
+    pc, sdp = await bare_offer()
+    await pc.close()  # the server's peer lives on until it is hung up or times out
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/rtc/offer", json={"sdp": sdp, "type": "offer"}, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            session_id: str = (await resp.json())["session_id"]
+    return session_id
+
+
+@pytest.mark.asyncio
+async def test_a_session_is_hung_up_only_with_the_key_that_made_it(locked: RunningServer) -> None:
+    session_id = await offer_session(locked.url, ALPHA)
+    url = f"{locked.url}/rtc/sessions/{session_id}"
+    status, code, _ = await status_and_error(url, "DELETE", BETA)
+    assert (status, code) == (404, "unknown_session")
+    await wait_for_metrics(locked.url, {sample("media_server_peers"): 1.0}, headers=ALPHA)
+    assert (await status_and_error(url, "DELETE", ALPHA))[0] == 200
+    await wait_for_metrics(locked.url, {sample("media_server_peers"): 0.0}, headers=ALPHA)
+
+
+@pytest.mark.asyncio
+async def test_without_keys_a_session_is_its_client_address(proxied: RunningServer) -> None:
+    session_id = await offer_session(proxied.url, {"X-Forwarded-For": "203.0.113.60"})
+    url = f"{proxied.url}/rtc/sessions/{session_id}"
+    status, code, _ = await status_and_error(url, "DELETE", {"X-Forwarded-For": "203.0.113.61"})
+    assert (status, code) == (404, "unknown_session")
+    assert (await status_and_error(url, "DELETE", {"X-Forwarded-For": "203.0.113.60"}))[0] == 200
+
+
 # Origins and CORS
 
 
@@ -165,6 +238,18 @@ async def test_same_origin_always_passes(locked: RunningServer) -> None:
     status, _, headers = await status_and_error(locked.url + "/v1/voices", headers=own)
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
     assert await speaks_over_websocket(locked.url + "/ws/tts", own)
+
+
+@pytest.mark.asyncio
+async def test_a_rebound_host_is_not_the_servers_own_origin(listed: RunningServer) -> None:
+    port = urlsplit(listed.url).port
+    rebound = {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"}
+    status, code, _ = await status_and_error(listed.url + "/v1/voices", headers=rebound)
+    assert (status, code) == (403, "forbidden_origin")
+    assert await handshake_status(listed.url + "/ws/tts", rebound) == 403
+    for own in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):  # the demo page, as a browser here opens it
+        status, _, headers = await status_and_error(listed.url + "/v1/voices", headers={"Origin": own})
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
 
 
 @pytest.mark.asyncio
