@@ -32,8 +32,9 @@ amount of memory and no model time.
 
 Admission is bounded per priority, so a flood of batch work never takes the
 capacity real-time work needs: past `max_queue` unfinished real-time jobs, or
-`max_batch_queue` batch ones, `submit` refuses at once with `Busy`. A cancelled job leaves the queue count at once; its sequence
-is closed by a worker at the next step boundary (backends are not thread-safe).
+`max_batch_queue` batch ones, `submit` refuses at once with `Busy`. A
+cancelled job leaves the queue count at once; its sequence is closed by a
+worker at the next step boundary (backends are not thread-safe).
 """
 
 from __future__ import annotations
