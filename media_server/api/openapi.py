@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from media_server.api.speech import SPEECH_FORMATS, SSE_FORMATS
+from media_server.engine.parameters import PARAMETERS
 
 JSON = "application/json"
 ERROR = {
@@ -31,14 +32,20 @@ ERROR = {
         }
     },
 }
-SAMPLING = {
-    "temperature": {"type": "number", "minimum": 0},
-    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-    "top_k": {"type": "integer", "minimum": 0},
-    "repetition_penalty": {"type": "number", "minimum": 0},
-    "seed": {"type": "integer"},
-}
-SPEED = {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0}
+
+
+def _schema(name: str) -> dict[str, Any]:
+    """The JSON schema of a numeric parameter, from the one table of ranges."""
+    bound = PARAMETERS[name]
+    schema: dict[str, Any] = {"type": "integer" if bound.integer else "number", "maximum": bound.high}
+    schema["exclusiveMinimum" if bound.above_low else "minimum"] = bound.low
+    if bound.meaning:
+        schema["description"] = bound.meaning
+    return schema
+
+
+SAMPLING = {name: _schema(name) for name in ("temperature", "top_p", "top_k", "repetition_penalty", "seed")}
+SPEED = {**_schema("speed"), "default": 1.0}
 TTS_BODY = {
     "type": "object",
     "required": ["text"],

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from media_server.engine.parameters import check_parameters
 from media_server.engine.types import SynthesisRequest, Voice
 from media_server.errors import InvalidRequest, TextTooLong, UnknownVoice, UnsupportedLanguage
 from media_server.text.langid import detect_language
 
-MIN_SPEED = 0.25
-MAX_SPEED = 4.0
 # Detected languages below this confidence fall back to the voice's own: short
 # texts are often ambiguous, and refusing them would be worse than a guess.
 AUTO_LANGUAGE_CONFIDENCE = 0.8
@@ -78,8 +77,7 @@ class VoiceCatalog:
     def admit(self, request: SynthesisRequest) -> tuple[Voice, str]:
         """The voice and language `request` will be spoken in; raises MediaServerError when it is refused."""
         self.validate_text(request.text)
-        if not MIN_SPEED <= request.speed <= MAX_SPEED:
-            raise InvalidRequest(f"speed: {request.speed} is outside [{MIN_SPEED}, {MAX_SPEED}]")
+        check_parameters(request)
         language = request.language.strip()
         if language.lower() in ("", "auto"):
             fallback = self.resolve_voice(request.voice).languages[0]
