@@ -24,7 +24,7 @@ from media_server.config import Settings
 from media_server.engine.pipeline import RequestTimings
 from media_server.engine.seam import Engine
 from media_server.engine.types import Pcm, Priority, SynthesisRequest
-from media_server.errors import Busy, MediaServerError, TextTooLong
+from media_server.errors import Busy, MediaServerError, NothingToSpeak, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.protocol import (
     Append,
@@ -301,6 +301,8 @@ class Conversation:
                         utterance.wrote(chunk.duration_s, now)
                         resampler = resampler or Resampler(chunk.sample_rate, output.sample_rate)
                         await output.write(utterance.id, resampler.process(chunk.pcm))
+            if utterance.timings is None:
+                raise NothingToSpeak("text: the utterance had no letter or digit to speak")
         except MediaServerError as exc:
             utterance.failed = True
             self.send_error(exc, utterance.id)

@@ -51,6 +51,12 @@ class UnsupportedLanguage(InvalidRequest):
     code = "unsupported_language"
 
 
+class NothingToSpeak(InvalidRequest):
+    """The text has no letter or digit (only punctuation, symbols, emoji): there is nothing to say."""
+
+    code = "nothing_to_speak"
+
+
 class BodyTooLarge(InvalidRequest):
     """The request body is over its size limit (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads)."""
 
@@ -95,6 +101,12 @@ class EngineError(MediaServerError):
 
     code = "engine_error"
     status = 500
+
+
+class NoAudio(EngineError):
+    """The model's whole output for a request was silence: an utterance never ends in an empty success."""
+
+    code = "no_audio"
 
 
 class Unauthorized(MediaServerError):

@@ -42,11 +42,16 @@ OUTPUT_GAIN = 0.015
 
 
 def build_checkpoint(
-    path: Path, kind: ModelKind = "custom_voice", codebook_size: int = 1024, greedy: bool = False
+    path: Path,
+    kind: ModelKind = "custom_voice",
+    codebook_size: int = 1024,
+    greedy: bool = False,
+    silent: bool = False,
 ) -> Path:
     """Write a tiny checkpoint of `kind` under `path` (created) and return `path`.
 
-    `greedy` makes the checkpoint's default decoding greedy for both the talker and the code predictor.
+    `greedy` makes the checkpoint's default decoding greedy for both the talker and the code predictor;
+    `silent` leaves the codec decoder as transformers initializes it, which decodes every code to silence.
     """
     path.mkdir(parents=True, exist_ok=True)
     text_ids = _write_text_tokenizer(path)
@@ -55,7 +60,8 @@ def build_checkpoint(
         torch.manual_seed(SEED)
         model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**values))
         codec = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**_codec_config(codebook_size)))
-        _rescale_for_signal(codec.decoder)
+        if not silent:
+            _rescale_for_signal(codec.decoder)
     model.save_pretrained(path)
     # The speaker-encoder config takes no extra keys, so it cannot read back what save_pretrained writes.
     saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -242,9 +248,9 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
 
 
-def tiny_server_env(factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Settings for a server on a fresh tiny Base checkpoint (voice cloning) on the CPU."""
-    model = build_checkpoint(factory.mktemp("base"), "base", codebook_size=8)
+def tiny_server_env(factory: pytest.TempPathFactory, silent: bool = False) -> dict[str, str]:
+    """Settings for a server on a fresh tiny Base checkpoint (voice cloning) on the CPU (`silent`: see above)."""
+    model = build_checkpoint(factory.mktemp("base"), "base", codebook_size=8, silent=silent)
     return {
         "TTS_BACKEND": "qwen",
         "QWEN_MODEL": str(model),

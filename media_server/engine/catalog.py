@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from media_server.engine.parameters import check_parameters
 from media_server.engine.types import SynthesisRequest, Voice
-from media_server.errors import InvalidRequest, TextTooLong, UnknownVoice, UnsupportedLanguage
+from media_server.errors import InvalidRequest, NothingToSpeak, TextTooLong, UnknownVoice, UnsupportedLanguage
 from media_server.text.langid import detect_language
 
 # Detected languages below this confidence fall back to the voice's own: short
@@ -65,6 +65,8 @@ class VoiceCatalog:
     def validate_text(self, text: str) -> None:
         if not text.strip():
             raise InvalidRequest("text: must not be empty")
+        if not any(character.isalnum() for character in text):
+            raise NothingToSpeak("text: has no letter or digit to speak (only punctuation, symbols or emoji)")
         if "\x00" in text:
             raise InvalidRequest(f"text: character {text.index(chr(0))} is U+0000 (NUL), which no voice can read")
         try:

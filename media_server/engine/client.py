@@ -33,6 +33,7 @@ from media_server.errors import (
     Busy,
     EngineError,
     InvalidRequest,
+    MediaServerError,
     NotReady,
 )
 from media_server.text.langid import detect_language
@@ -74,6 +75,9 @@ class ChunkStream:
         if not self._held and not self._finished:
             self._head = await self._queue.get()
             self._held = True
+        if isinstance(self._head, MediaServerError):
+            self._finished = True
+            raise self._head
         if isinstance(self._head, BaseException):
             self._finished = True
             raise EngineError(f"synthesis failed: {self._head}") from self._head
@@ -311,6 +315,7 @@ class EngineClient:
             completed=counters.completed,
             cancelled=counters.cancelled,
             failed=counters.failed,
+            silent=counters.silent,
             refused=counters.refused,
             steps=counters.steps,
             last_batch=counters.last_batch,

@@ -78,6 +78,6 @@ class RequestPipeline:
         return finished
 
     def complete(self) -> None:
-        if self._key is not None:
+        if self._key is not None and self._emitted:
             self._cache.put(self._key, self._emitted, self.voice.sample_rate)
             self._emitted = []

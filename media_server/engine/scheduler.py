@@ -52,7 +52,7 @@ from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.run_queue import REFILL_MARGIN_S, Job, RunQueue, Sink, StepResult
 from media_server.engine.types import Priority
-from media_server.errors import Busy
+from media_server.errors import Busy, NoAudio
 
 __all__ = ["REFILL_MARGIN_S", "Scheduler", "SchedulerCounters", "StepResult"]
 
@@ -64,6 +64,7 @@ class SchedulerCounters:
     completed: int = 0
     cancelled: int = 0
     failed: int = 0
+    silent: int = 0
     refused: int = 0
     steps: int = 0
     audio_s: float = 0.0
@@ -334,6 +335,10 @@ class Scheduler:
                 if job.first_audio_at is None:
                     job.work_s += step_s
                     job.pipeline.timings.first_step_s = job.work_s
+                if result is None and not job.cancelled and job.first_audio_at is None:
+                    self.counters.silent += 1
+                    log.warning("%s made no audio at all (its whole output was silence)", job.id)
+                    result = NoAudio("the voice made no audio for this text (its whole output was silence)")
                 if job.cancelled or not isinstance(result, np.ndarray):
                     finished.append((job, result))
                     if not job.cancelled:

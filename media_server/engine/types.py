@@ -95,6 +95,8 @@ class EngineStats:
     audio_s: float
     busy_s: float
     cache_bytes: int
+    silent: int = 0
+    """Of `failed`, the requests whose whole output was silence (`no_audio`)."""
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0

@@ -46,6 +46,8 @@ from media_server.errors import (
     EngineError,
     InvalidRequest,
     MediaServerError,
+    NoAudio,
+    NothingToSpeak,
     NotReady,
     TextTooLong,
     UnknownVoice,
@@ -77,6 +79,8 @@ _ERRORS: dict[str, type[MediaServerError]] = {
         Busy,
         NotReady,
         EngineError,
+        NoAudio,
+        NothingToSpeak,
         WorkerDied,
     )
 }

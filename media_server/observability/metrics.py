@@ -57,6 +57,11 @@ TRACK_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 
 
 # The route label of a request no route matched (404, 405): bounded, unlike the raw path.
 UNMATCHED_ROUTE = "unmatched"
+SESSION_ROUTES = ("webrtc", "ws", "telephony")
+"""The `route` labels of conversations (the names the transports pass in)."""
+STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm")
+"""Every route that reports a time to first audio."""
+CACHES = ("audio",)
 # Status of a request whose client went away before its handler finished (nginx's convention).
 CLIENT_CLOSED_STATUS = 499
 
@@ -121,6 +126,7 @@ class EngineStatsCollector:
                 ("cancelled", stats.cancelled),
                 ("failed", stats.failed),
                 ("refused", stats.refused),
+                ("no_audio", stats.silent),
             ):
                 outcomes.add_metric([outcome], count)
             steps.add_metric([], stats.steps)
@@ -231,9 +237,25 @@ class Metrics:
             registry=r,
         )
         self._sessions = Gauge("media_server_sessions", "Live speech sessions by route.", ["route"], registry=r)
+        self._create_known_series()
         if live_peers is not None:
             peers = Gauge("media_server_peers", "Live WebRTC peer connections.", registry=r)
             peers.set_function(live_peers)
+
+    def _create_known_series(self) -> None:
+        """Every known label combination at zero from the start: a rate over a series that appears late is wrong."""
+        for route in STREAMING_ROUTES:
+            self._ttfa.labels(route=route)
+        for route in SESSION_ROUTES:
+            self._chunk_gap.labels(route=route)
+            self._sessions.labels(route=route)
+            self._underruns.labels(route=route)
+            self._underrun_seconds.labels(route=route)
+        for priority in Priority:
+            self._queue_wait.labels(priority=priority.name.lower())
+        for cache in CACHES:
+            self._cache_hits.labels(cache=cache)
+            self._cache_misses.labels(cache=cache)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -122,6 +122,7 @@ async def test_openai_speech_and_local_checks_through_the_gateway(gateway: Runni
 
 @pytest.mark.asyncio
 async def test_killed_worker_fails_the_utterance_cleanly_and_is_replaced(gateway: RunningServer) -> None:
+    restarts = (await scrape(gateway))[("media_server_engine_worker_restarts_total", "")]
     killed = worker_pid(gateway)
     peer = SpeechClient(gateway.url)
     try:
@@ -137,7 +138,20 @@ async def test_killed_worker_fails_the_utterance_cleanly_and_is_replaced(gateway
     finally:
         await peer.close()
     assert worker_pid(gateway) != killed
-    assert (await scrape(gateway))[("media_server_engine_worker_restarts_total", "")] == 1
+    assert (await scrape(gateway))[("media_server_engine_worker_restarts_total", "")] == restarts + 1
+
+
+@pytest.mark.asyncio
+async def test_a_streamed_body_the_worker_dies_in_ends_so_the_client_can_tell(gateway: RunningServer) -> None:
+    body = {"model": "tts-1", "input": LONG_TEXT, "voice": "alloy", "response_format": "pcm"}
+    async with aiohttp.ClientSession(gateway.url) as http:
+        async with http.post("/v1/audio/speech", json=body) as resp:
+            assert resp.status == 200
+            assert await resp.content.readany()
+            os.kill(worker_pid(gateway), signal.SIGKILL)
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
+        wait_ready(gateway)
 
 
 @pytest.mark.asyncio

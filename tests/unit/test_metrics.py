@@ -17,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from media_server.engine.types import EngineStats, Priority
 from media_server.observability.metrics import (
     CLIENT_CLOSED_STATUS,
+    SESSION_ROUTES,
+    STREAMING_ROUTES,
     TTFA_BUCKETS,
     UNMATCHED_ROUTE,
     Metrics,
@@ -62,8 +64,23 @@ def test_two_servers_in_one_process_have_separate_registries() -> None:
     first, second = Metrics(), Metrics()
     first.record_underrun("webrtc", 0.02)
     assert value(scrape(first), "media_server_underruns_total", route="webrtc") == 1
-    with pytest.raises(KeyError):
-        value(scrape(second), "media_server_underruns_total", route="webrtc")
+    assert value(scrape(second), "media_server_underruns_total", route="webrtc") == 0
+
+
+def test_every_known_label_combination_exists_at_zero_from_the_start() -> None:
+    scraped = scrape(Metrics())
+    for route in STREAMING_ROUTES:
+        assert value(scraped, "media_server_ttfa_seconds_count", route=route) == 0
+    for route in SESSION_ROUTES:
+        assert value(scraped, "media_server_sessions", route=route) == 0
+        assert value(scraped, "media_server_underruns_total", route=route) == 0
+        assert value(scraped, "media_server_chunk_gap_seconds_count", route=route) == 0
+    for priority in ("realtime", "batch"):
+        assert value(scraped, "media_server_queue_wait_seconds_count", priority=priority) == 0
+    assert value(scraped, "media_server_cache_hits_total", cache="audio") == 0
+    engine = scrape(Metrics(engine_stats=lambda: STATS))
+    for outcome in ("completed", "cancelled", "failed", "refused", "no_audio"):
+        assert value(engine, "media_server_engine_requests_total", outcome=outcome) >= 0
 
 
 def test_engine_counters_are_read_from_the_latest_snapshot_at_scrape_time() -> None:
