@@ -92,6 +92,7 @@ class Settings:
 
     # gateway/worker mode
     mode: str = "standalone"
+    worker_stall_timeout: float = 10.0
 
     @property
     def listens_on_loopback(self) -> bool:

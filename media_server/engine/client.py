@@ -224,7 +224,8 @@ class EngineClient:
         await self._unload("stopping")
 
     def health(self) -> bool:
-        return self._ready
+        """Loaded and not stuck: no synthesis step has run longer than `WORKER_STALL_TIMEOUT`."""
+        return self._ready and self._scheduler.longest_step_s <= self._settings.worker_stall_timeout
 
     @property
     def state(self) -> str:
@@ -322,6 +323,7 @@ class EngineClient:
             audio_s=counters.audio_s,
             busy_s=counters.busy_s,
             cache_bytes=self._cache.stats().bytes,
+            longest_step_s=self._scheduler.longest_step_s,
             queued_batch=self._scheduler.pending_batch,
             max_batch_queue=self._scheduler.max_batch_queue,
         )

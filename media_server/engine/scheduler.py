@@ -101,6 +101,7 @@ class Scheduler:
         self.counters = SchedulerCounters()
         self._step_s = 0.0
         self._first_audio_work_s = 0.0
+        self._running_since: dict[int, float] = {}
 
     def start(self) -> None:
         self._stopping = False
@@ -259,8 +260,19 @@ class Scheduler:
             self._close(job)
         if batch:
             started = time.monotonic()
-            results = self._step(batch)
+            thread = threading.get_ident()
+            self._running_since[thread] = started
+            try:
+                results = self._step(batch)
+            finally:
+                del self._running_since[thread]
             self._after_step(batch, results, time.monotonic() - started)
+
+    @property
+    def longest_step_s(self) -> float:
+        """How long the oldest step now running has been running (0 when none is): a stuck model shows here."""
+        starts = self._running_since.copy().values()  # copy(): atomic under the GIL, unlike iterating
+        return time.monotonic() - min(starts) if starts else 0.0
 
     def _step(self, batch: list[Job]) -> list[StepResult]:
         results: list[StepResult] = [None] * len(batch)

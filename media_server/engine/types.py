@@ -97,6 +97,8 @@ class EngineStats:
     cache_bytes: int
     silent: int = 0
     """Of `failed`, the requests whose whole output was silence (`no_audio`)."""
+    longest_step_s: float = 0.0
+    """How long the oldest synthesis step now running has been at it."""
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0

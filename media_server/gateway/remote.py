@@ -172,6 +172,7 @@ class RemoteEngine:
             max_batch_queue=settings.max_batch_queue,
         )
         self._poller: asyncio.Task[None] | None = None
+        self._responsive = True
 
     @property
     def backend_name(self) -> str:
@@ -208,7 +209,8 @@ class RemoteEngine:
         self._observer = observer
 
     def health(self) -> bool:
-        return self._supervisor.state == "ready"
+        """A worker runs and answers: not loading, not stuck (a stats poll unanswered, a step running too long)."""
+        return self._supervisor.state == "ready" and self._responsive
 
     def voices(self) -> Sequence[Voice]:
         return self._catalog.voices()
@@ -257,14 +259,29 @@ class RemoteEngine:
             self._observer.record_worker_restart()
 
     async def _poll_stats(self) -> None:
+        """Every `STATS_INTERVAL_S`: the worker's snapshot and events; a worker stuck past the stall timeout is killed.
+
+        Stuck means its event loop has not answered for `WORKER_STALL_TIMEOUT` seconds
+        (stopped, swapping, deadlocked) or one synthesis step has run that long.
+        """
+        stall_s = self._settings.worker_stall_timeout
+        answered_at = time.monotonic()
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
-            if not self.health():
+            if self._supervisor.state != "ready":
+                answered_at, self._responsive = time.monotonic(), True
                 continue
             try:
-                reply = await asyncio.wait_for(self._supervisor.query({"op": "stats"}), STATS_TIMEOUT_S)
+                reply = await asyncio.wait_for(self._supervisor.query({"op": "stats"}), min(STATS_TIMEOUT_S, stall_s))
             except (MediaServerError, EOFError, OSError, TimeoutError) as exc:
                 log.debug("stats poll failed: %r", exc)
+                self._responsive = False
+                if time.monotonic() - answered_at > stall_s:
+                    self._supervisor.kill(f"it has not answered for {stall_s:g} s")
                 continue
+            answered_at = time.monotonic()
             self._stats = stats_from_wire(reply["stats"])
             replay(reply["events"], self._observer)
+            self._responsive = self._stats.longest_step_s <= stall_s
+            if not self._responsive:
+                self._supervisor.kill(f"a synthesis step has run for {self._stats.longest_step_s:.0f} s")

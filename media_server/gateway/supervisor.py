@@ -83,6 +83,7 @@ class WorkerSupervisor:
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._leases = 0
         self._used_at = time.monotonic()
+        self._process: asyncio.subprocess.Process | None = None
         self.state = "idle"
 
     @property
@@ -101,6 +102,14 @@ class WorkerSupervisor:
                 await self._task
         if self._directory is not None:
             self._directory.cleanup()
+
+    def kill(self, reason: str) -> None:
+        """Kill the running worker (it is stuck): requests in flight fail with `worker_died`; it is restarted."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            log.error("killing speech worker %d: %s", process.pid, reason)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
     def wake(self) -> None:
         """Mark the worker used now, and start it if it is not running."""
@@ -194,6 +203,7 @@ class WorkerSupervisor:
         process: asyncio.subprocess.Process | None = None
         try:
             process = await self._spawn()
+            self._process = process
             reply = await self._exchange({"op": "hello"})
             self._on_ready([voice_from_wire(fields) for fields in reply["voices"]])
             log.info("speech worker %d ready in %.2f s", process.pid, time.monotonic() - started)
@@ -209,6 +219,7 @@ class WorkerSupervisor:
             return "failed"
         finally:
             self._retire(generation, "the speech worker exited before it was ready (see the server log)")
+            self._process = None
             if process is not None:
                 await _stop_process(process)
 

@@ -315,3 +315,39 @@ def test_errors_cross_the_wire_as_themselves(error: MediaServerError) -> None:
     )
     if isinstance(error, Busy):
         assert isinstance(back, Busy) and back.estimate_ms == error.estimate_ms
+
+
+@pytest.fixture(scope="module")
+def impatient_gateway() -> Iterator[RunningServer]:
+    server = start_server({"MODE": "gateway", "WORKER_STALL_TIMEOUT": "2"})
+    yield server
+    server.stop()
+
+
+async def ready_status(server: RunningServer) -> int:
+    async with aiohttp.ClientSession(server.url) as http, http.get("/readyz") as resp:
+        return resp.status
+
+
+@pytest.mark.asyncio
+async def test_a_stuck_worker_is_not_ready_then_killed_and_replaced(impatient_gateway: RunningServer) -> None:
+    stuck = worker_pid(impatient_gateway)
+    async with aiohttp.ClientSession() as http, http.ws_connect(impatient_gateway.url + "/ws/tts") as ws:
+        await ws.send_json({"type": "speak", "text": LONG_TEXT, "id": "stuck"})
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                break
+        os.kill(stuck, signal.SIGSTOP)
+        async with asyncio.timeout(10):
+            while await ready_status(impatient_gateway) == 200:  # noqa: ASYNC110  (readiness is polled, as a balancer does)
+                await asyncio.sleep(0.2)
+        async with asyncio.timeout(15):
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT and json.loads(message.data)["type"] == "error":
+                    assert json.loads(message.data)["code"] == "worker_died"
+                    break
+    async with asyncio.timeout(30):
+        while await ready_status(impatient_gateway) != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    assert worker_pid(impatient_gateway) != stuck
+    assert exited(stuck)
