@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +14,8 @@ from signaling.turn import TurnServers
 
 REGISTRY_KEY = web.AppKey("peer_registry", PeerRegistry)
 TURN_KEY = web.AppKey("turn_servers", TurnServers)
+JsonDecoder = Callable[[bytes], Any]
+DECODE_JSON_KEY: web.AppKey[JsonDecoder] = web.AppKey("decode_json")
 
 
 async def rtc_config(request: web.Request) -> web.Response:
@@ -27,7 +31,7 @@ async def rtc_config(request: web.Request) -> web.Response:
 
 async def rtc_offer(request: web.Request) -> web.Response:
     try:
-        offer = await request.json()
+        offer = request.app[DECODE_JSON_KEY](await request.read())
     except ValueError as exc:
         raise BadOffer(f"body: not valid JSON ({exc})") from exc
     if not isinstance(offer, dict):
@@ -40,8 +44,16 @@ async def rtc_hang_up(request: web.Request) -> web.Response:
     return web.json_response({"status": "closed"})
 
 
-def add_routes(app: web.Application, registry: PeerRegistry, turn: TurnServers | None = None) -> None:
+def add_routes(
+    app: web.Application,
+    registry: PeerRegistry,
+    turn: TurnServers | None = None,
+    decode_json: JsonDecoder = json.loads,
+) -> None:
+    """Add the routes; `decode_json` reads offer bodies (the host's bounded decoder, which may raise its own
+    errors for its error middleware to answer)."""
     app[REGISTRY_KEY] = registry
+    app[DECODE_JSON_KEY] = decode_json
     if turn is not None:
         app[TURN_KEY] = turn
     app.router.add_get("/rtc/config", rtc_config)

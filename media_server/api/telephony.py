@@ -23,12 +23,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
+from media_server.api.socket_guard import websocket_response
 from media_server.api.socket_output import Framing, SocketOutput
 from media_server.audio.codecs import MulawEncoder
 from media_server.audio.playout import PlayoutEvent
 from media_server.conversation import Conversation
 from media_server.errors import InvalidRequest, MediaServerError
-from media_server.protocol import Cancel, to_command
+from media_server.protocol import Cancel, decode_message, to_command
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +40,20 @@ SPEECH_EVENTS = ("speak", "append", "flush")
 
 
 class TelephonyCall:
-    def __init__(self, ws: web.WebSocketResponse, conversation: Conversation) -> None:
+    def __init__(self, ws: web.WebSocketResponse, conversation: Conversation, max_message_bytes: int) -> None:
         self.ws = ws
         self.stream_sid: str | None = None
         self.conversation = conversation
         self.output = SocketOutput(MulawEncoder(RATE), self._send_media, ws.send_str, self._on_playout, FRAME)
+        self._max_message_bytes = max_message_bytes
         conversation.bind(self._send_event)
         conversation.attach(self.output)
 
     def handle(self, raw: str) -> None:
         try:
-            message = json.loads(raw)
-            if not isinstance(message, dict):
-                raise ValueError("expected a JSON object")
-        except ValueError as exc:
-            self.conversation.send_error(InvalidRequest(f"message: not a JSON object ({exc})"))
+            message = decode_message(raw, self._max_message_bytes, "event")
+        except MediaServerError as exc:
+            self.conversation.send_error(exc)
             return
         kind = message.get("event")
         if kind == "start":
@@ -101,10 +101,10 @@ class TelephonyCall:
 
 async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
     engine, settings, metrics = request.app[ENGINE], request.app[SETTINGS], request.app[METRICS]
-    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    ws = websocket_response(settings)
     await ws.prepare(request)
     conversation = Conversation(engine, settings, voice=request.query.get("voice"), route=ROUTE, observer=metrics)
-    call = TelephonyCall(ws, conversation)
+    call = TelephonyCall(ws, conversation, settings.max_message_bytes)
     with metrics.session(ROUTE):
         try:
             async for message in ws:

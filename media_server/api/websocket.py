@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
+from media_server.api.socket_guard import websocket_response
 from media_server.api.socket_output import SocketOutput
 from media_server.audio.codecs import audio_format
 from media_server.conversation import Conversation
@@ -39,7 +40,7 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
     voice = request.query.get("voice")
     if voice:
         engine.resolve_voice(voice)
-    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    ws = websocket_response(settings)
     await ws.prepare(request)
     conversation = Conversation(engine, settings, voice=voice, route=ROUTE, observer=metrics)
     output = SocketOutput(encoder, ws.send_bytes, ws.send_str, conversation.on_playout)
