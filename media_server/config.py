@@ -71,6 +71,8 @@ class Settings:
     rate_limit_burst: int = 20
     max_sdp_bytes: int = 64 * 1024
     max_messages_per_second: float = 100.0
+    max_unsent_bytes: int = 1024 * 1024
+    send_timeout: float = 30.0
     max_peers_per_ip: int = 0
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None

@@ -15,6 +15,7 @@ from media_server.errors import InvalidRequest
 from media_server.json_input import decode_json
 
 COMMAND_TYPES = ("speak", "append", "flush", "cancel")
+MAX_ID_CHARS = 128
 
 
 @dataclass(frozen=True)

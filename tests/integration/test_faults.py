@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from loadtest.rtc_client import SpeechClient
 from media_server.engine.backends.piper.backend import default_model_path
-from tests.probes import CLEAN, bare_offer, internal_errors, sample, scrape, wait_for_metrics
+from tests.probes import CLEAN, bare_offer, internal_errors, raw_websocket, sample, scrape, text_frame, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 CONNECT_TIMEOUT_S = 2.0
@@ -65,42 +63,8 @@ def impatient() -> Iterator[RunningServer]:
     server.stop()
 
 
-def _text_frame(text: str) -> bytes:
-    """One masked WebSocket text frame (RFC 6455), as a client must send it."""
-    payload = text.encode()
-    mask = b"\x1f\x2e\x3d\x4c"
-    length = len(payload)
-    header = bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
-    return header + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-
-
-@asynccontextmanager
-async def raw_websocket(url: str, receive_buffer: int | None = None) -> AsyncIterator[socket.socket]:
-    """A WebSocket client on a bare socket: the test decides whether it ever reads, and how it goes away."""
-    loop = asyncio.get_running_loop()
-    parts = urlsplit(url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.setblocking(False)
-    try:
-        await loop.sock_connect(sock, (parts.hostname, parts.port))
-        request = (
-            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        await loop.sock_sendall(sock, request.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await loop.sock_recv(sock, 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        yield sock
-    finally:
-        sock.close()
-
-
 async def speak_raw(sock: socket.socket, text: str) -> None:
-    await asyncio.get_running_loop().sock_sendall(sock, _text_frame(json.dumps({"type": "speak", "text": text})))
+    await asyncio.get_running_loop().sock_sendall(sock, text_frame(json.dumps({"type": "speak", "text": text})))
 
 
 @pytest.mark.asyncio
