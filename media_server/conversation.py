@@ -26,7 +26,7 @@ from media_server.config import Settings
 from media_server.engine.pipeline import RequestTimings
 from media_server.engine.seam import Engine
 from media_server.engine.types import Pcm, Priority, SynthesisRequest
-from media_server.errors import Busy, MediaServerError, RateLimited, TextTooLong
+from media_server.errors import Busy, InvalidRequest, MediaServerError, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.protocol import (
     Append,
@@ -276,6 +276,8 @@ class Conversation:
         self._after.clear()
 
     def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
+        if utterance_id in self._live:
+            raise InvalidRequest(f"id: {utterance_id!r} is taken by an utterance of this session that has not ended")
         resolved = self._engine.resolve_voice(voice or self._voice)
         if len(self._live) >= self._settings.max_queued_utterances:
             raise Busy(f"this session already has {len(self._live)} utterances queued")

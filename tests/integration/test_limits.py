@@ -1,5 +1,5 @@
 """Limits with a clear error when hit: SDP size, peers per address, messages per second per session (binary ones
-and telephony's too), the size of what an error quotes."""
+and telephony's too), the size of what an error quotes, utterance ids (unique in a session)."""
 
 from __future__ import annotations
 
@@ -192,3 +192,19 @@ async def test_errors_quote_at_most_a_few_hundred_characters_of_what_was_sent(se
                 error = await first_error(ws, key)
                 assert error["code"] == "invalid_request" and len(error["message"]) <= MAX_EVENT_MESSAGE_CHARS
                 assert error["message"].startswith(f"{key}: unknown") and error["message"].endswith("…")
+
+
+@pytest.mark.asyncio
+async def test_an_utterance_id_still_in_use_is_refused_by_name(server_url: str) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(server_url + "/ws/tts") as ws:
+        await ws.send_json({"type": "speak", "text": "The first of two.", "id": "same"})
+        await ws.send_json({"type": "speak", "text": "The second of two.", "id": "same"})
+        events = await events_until(ws, "done")
+        errors = [event for event in events if event["type"] == "error"]
+        assert [(error["code"], "id" in error) for error in errors] == [("invalid_request", False)]
+        assert errors[0]["message"].startswith("id: 'same' is taken")
+        assert [event["id"] for event in events if event["type"] == "audio_start"] == ["same"]
+        # Once it has ended, the id is free again.
+        await ws.send_json({"type": "speak", "text": "The second, again.", "id": "same"})
+        events = await events_until(ws, "done")
+        assert not [event for event in events if event["type"] == "error"]
