@@ -68,6 +68,9 @@ class AudioOutput(Protocol):
     def clear(self) -> tuple[str | None, int]:
         """Drop everything queued; returns the utterance that was cut and its played samples."""
 
+    def discard(self, utterance_id: str) -> None:
+        """Drop what is queued of this (failed) utterance; what came before it still plays."""
+
 
 @dataclass
 class Utterance:
@@ -326,8 +329,10 @@ class Conversation:
         except MediaServerError as exc:
             utterance.failed = True
             self.send_error(exc, utterance.id)
-        if resampler is not None:
-            await output.write(utterance.id, resampler.flush())
+            output.discard(utterance.id)
+        else:
+            if resampler is not None:
+                await output.write(utterance.id, resampler.flush())
         output.end(utterance.id)
 
     def _log_breakdown(self, utterance: Utterance, now: float, audio_s: float) -> None:

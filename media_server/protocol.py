@@ -71,7 +71,7 @@ def to_command(message: dict[str, Any]) -> Command:
     if kind == "speak":
         return Speak(
             text=_text(message),
-            id=_optional_str(message, "id") or new_utterance_id(),
+            id=_id(message) or new_utterance_id(),
             voice=_optional_str(message, "voice"),
             speed=_speed(message),
         )
@@ -103,6 +103,13 @@ def _optional_str(message: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"{name}: must be a string")
     return value
+
+
+def _id(message: dict[str, Any]) -> str | None:
+    utterance_id = _optional_str(message, "id")
+    if utterance_id is not None and len(utterance_id) > MAX_ID_CHARS:
+        raise InvalidRequest(f"id: {len(utterance_id)} characters is over the limit of {MAX_ID_CHARS}")
+    return utterance_id
 
 
 def _speed(message: dict[str, Any]) -> float:

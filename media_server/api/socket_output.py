@@ -69,6 +69,10 @@ class Framing:
     lead_s: float = 0.1
 
 
+def _audio_of(item: _Audio | _End | _Text, utterance_id: str) -> bool:
+    return isinstance(item, _Audio) and item.utterance_id == utterance_id
+
+
 class SocketOutput:
     def __init__(
         self,
@@ -131,6 +135,12 @@ class SocketOutput:
         self._current, self._sent = None, 0
         self._room.set()
         return cut
+
+    def discard(self, utterance_id: str) -> None:
+        self._items = deque(item for item in self._items if not _audio_of(item, utterance_id))
+        if self._current == utterance_id:
+            self._current, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
+        self._room.set()
 
     async def close(self) -> None:
         self._sender.cancel()

@@ -3,8 +3,9 @@
 A client that vanishes mid-utterance (its socket closed; its peer connection
 closed without a hang-up), a peer that never completes ICE, a WebSocket
 reader that stops reading (its request is parked: bounded memory, no model
-time), a synthesis step that fails mid-utterance. Each test ends when the
-server shows no peers, no sessions and no engine work again.
+time), a synthesis step that fails mid-utterance (its buffered audio is
+dropped with it). Each test ends when the server shows no peers, no sessions
+and no engine work again.
 
 The failing step is real, not mocked: a server runs a copy of the bundled voice
 whose config maps one phoneme (the "zh" of "measure") to an id its model does
@@ -32,6 +33,8 @@ from tests.server import RunningServer, start_server
 CONNECT_TIMEOUT_S = 2.0
 LONG_TEXT = "This sentence is one of many in a long answer that nobody will hear to the end. " * 40
 BROKEN_PHONEME = "ʒ"
+# One sentence whose only "measure" comes after about ten seconds of audio, made (and buffered) before it fails.
+BUFFERED_BEFORE_FAILURE = "One more clause keeps this sentence going, " * 6 + "and then we measure the treasure."
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,23 @@ async def test_a_synthesis_step_failing_mid_utterance(broken_voice: RunningServe
     expected = {**CLEAN, sample("media_server_engine_requests_total", outcome="failed"): failed_before + 1}
     assert internal_errors(await wait_for_metrics(url, expected, timeout_s=5)) == 0
     assert [e["type"] for e in await ws_events(url, "Still speaking.")] == ["started", "audio_start", "done"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_utterance_stops_playing_at_once(broken_voice: RunningServer) -> None:
+    """Audio synthesized ahead of a failing step is dropped: the next utterance does not wait behind it."""
+    client = SpeechClient(broken_voice.url)
+    await client.connect()
+    try:
+        client.send({"type": "speak", "text": BUFFERED_BEFORE_FAILURE, "id": "fails"})
+        await client.wait_event("audio_start", "fails")
+        _, error = await client.wait_first(("error", "done"), "fails", timeout_s=30)
+        assert error["type"] == "error" and error["code"] == "engine_error"
+        after = client.send({"type": "speak", "text": "Next one.", "id": "next"})
+        _, started = await client.wait_event("audio_start", "next", after=after, timeout_s=30)
+        # Without the drop this waits for the whole buffered clause run, over ten seconds of audio.
+        assert started["ttfa_ms"] < 3000
+        await client.wait_event("done", "next")
+    finally:
+        await client.close()
+    await wait_for_metrics(broken_voice.url, CLEAN, timeout_s=5)

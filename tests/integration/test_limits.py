@@ -1,5 +1,5 @@
 """Limits with a clear error when hit: SDP size, peers per address, messages per second per session (binary ones
-and telephony's too), the size of what an error quotes, utterance ids (unique in a session)."""
+and telephony's too), the size of what an error quotes, utterance ids (unique in a session, of bounded length)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from loadtest.rtc_client import SpeechClient
 from media_server.conversation import MAX_EVENT_MESSAGE_CHARS
+from media_server.protocol import MAX_ID_CHARS
 from tests.probes import bare_offer, sample, wait_for_metrics
 from tests.server import RunningServer, start_server
 
@@ -208,3 +209,13 @@ async def test_an_utterance_id_still_in_use_is_refused_by_name(server_url: str) 
         await ws.send_json({"type": "speak", "text": "The second, again.", "id": "same"})
         events = await events_until(ws, "done")
         assert not [event for event in events if event["type"] == "error"]
+
+
+@pytest.mark.asyncio
+async def test_an_utterance_id_over_the_length_limit_is_refused(server_url: str) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(server_url + "/ws/tts") as ws:
+        await ws.send_json({"type": "speak", "text": "Too long a name.", "id": "x" * (MAX_ID_CHARS + 1)})
+        error = await first_error(ws)
+        assert error["message"] == f"id: {MAX_ID_CHARS + 1} characters is over the limit of {MAX_ID_CHARS}"
+        await ws.send_json({"type": "speak", "text": "Just long enough.", "id": "x" * MAX_ID_CHARS})
+        assert (await events_until(ws, "done"))[-1]["id"] == "x" * MAX_ID_CHARS
