@@ -23,6 +23,7 @@ from media_server.config import Settings
 from media_server.engine.client import EngineClient
 from media_server.engine.seam import Engine
 from media_server.errors import ConfigError
+from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
@@ -107,7 +108,9 @@ def build_app(settings: Settings, engine: Engine | None = None) -> web.Applicati
     turn = None
     if settings.turn_secret and settings.turn_urls:
         turn = TurnServers(settings.turn_urls, settings.turn_secret, settings.turn_ttl)
-    signaling_routes.add_routes(app, registry, turn, owner=security.principal)
+    signaling_routes.add_routes(
+        app, registry, turn, owner=security.principal, decode_json=lambda raw: decode_json(raw, "body")
+    )
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)

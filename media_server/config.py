@@ -80,6 +80,8 @@ class Settings:
     rtc_candidate_networks: tuple[str, ...] = ()
     rtc_ice_checks_per_second: float = 20.0
     max_messages_per_second: float = 100.0
+    max_unsent_bytes: int = 1024 * 1024
+    send_timeout: float = 30.0
     max_peers_per_ip: int = 0
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None

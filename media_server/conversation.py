@@ -6,7 +6,9 @@ after another by the conversation's player task, which streams each from the
 engine into the output. The output reports what actually left it (playout
 events), so `audio_start`, `done` and the `played_ms` of a `cancelled`
 utterance describe what the listener got. This module alone turns errors into
-`error` events.
+`error` events; their messages are cut to `MAX_EVENT_MESSAGE_CHARS`, so an
+error quoting a client's value never makes an event larger than the message
+that caused it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from media_server.config import Settings
 from media_server.engine.pipeline import RequestTimings
 from media_server.engine.seam import Engine
 from media_server.engine.types import Pcm, Priority, SynthesisRequest
-from media_server.errors import Busy, MediaServerError, NothingToSpeak, TextTooLong
+from media_server.errors import Busy, InvalidRequest, MediaServerError, NothingToSpeak, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.protocol import (
     Append,
@@ -40,6 +42,8 @@ from media_server.ratelimit import MessageRate
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
+
+MAX_EVENT_MESSAGE_CHARS = 300
 
 
 class SessionObserver(Protocol):
@@ -63,6 +67,9 @@ class AudioOutput(Protocol):
 
     def clear(self) -> tuple[str | None, int]:
         """Drop everything queued; returns the utterance that was cut and its played samples."""
+
+    def discard(self, utterance_id: str) -> None:
+        """Drop what is queued of this (failed) utterance; what came before it still plays."""
 
 
 @dataclass
@@ -105,7 +112,9 @@ class Conversation:
         on_activity: Callable[[], None] = lambda: None,
         route: str = "webrtc",
         observer: SessionObserver | None = None,
+        messages_per_second: float | None = None,
     ) -> None:
+        """`messages_per_second` replaces `settings.max_messages_per_second` (a transport with more traffic)."""
         self.route = route
         self._observer = observer
         self._engine = engine
@@ -122,7 +131,8 @@ class Conversation:
         self._retired: set[asyncio.Task[None]] = set()
         self._after: dict[str | None, list[Callable[[], None]]] = {}
         self._idle = asyncio.Event()
-        self._message_rate = MessageRate(settings.max_messages_per_second)
+        rate = settings.max_messages_per_second if messages_per_second is None else messages_per_second
+        self._message_rate = MessageRate(rate)
 
     def attach(self, output: AudioOutput) -> None:
         """Start playing into `output` (which reports its playout events to `on_playout`)."""
@@ -133,12 +143,22 @@ class Conversation:
         """Route events to `send`."""
         self._send_text = send
 
-    def handle(self, raw: str | bytes) -> None:
-        """Handle one client message; a bad one gets an `error` event and changes nothing."""
+    def admit(self) -> bool:
+        """Count one client message, of any kind, against the session's rate: False when it is to be dropped
+        (the first drop in a row is answered with a `rate_limited` event)."""
         self._on_activity()
         try:
-            if self._message_rate.admit():
-                self.dispatch(parse_command(raw, self._settings.max_message_bytes))
+            return self._message_rate.admit()
+        except RateLimited as exc:
+            self.send_error(exc)
+            return False
+
+    def handle(self, raw: str | bytes) -> None:
+        """Handle one client message; a bad one gets an `error` event and changes nothing."""
+        if not self.admit():
+            return
+        try:
+            self.dispatch(parse_command(raw, self._settings.max_message_bytes))
         except MediaServerError as exc:
             self.send_error(exc)
 
@@ -196,7 +216,10 @@ class Conversation:
             action()
 
     def send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
-        fields: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        message = exc.message
+        if len(message) > MAX_EVENT_MESSAGE_CHARS:
+            message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
+        fields: dict[str, Any] = {"code": exc.code, "message": message}
         if utterance_id is not None:
             fields["id"] = utterance_id
         if exc.retry_after_s is not None:
@@ -256,6 +279,8 @@ class Conversation:
         self._after.clear()
 
     def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
+        if utterance_id in self._live:
+            raise InvalidRequest(f"id: {utterance_id!r} is taken by an utterance of this session that has not ended")
         resolved = self._engine.resolve_voice(voice or self._voice)
         if len(self._live) >= self._settings.max_queued_utterances:
             raise Busy(f"this session already has {len(self._live)} utterances queued")
@@ -306,8 +331,10 @@ class Conversation:
         except MediaServerError as exc:
             utterance.failed = True
             self.send_error(exc, utterance.id)
-        if resampler is not None:
-            await output.write(utterance.id, resampler.flush())
+            output.discard(utterance.id)
+        else:
+            if resampler is not None:
+                await output.write(utterance.id, resampler.flush())
         output.end(utterance.id)
 
     def _log_breakdown(self, utterance: Utterance, now: float, audio_s: float) -> None:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from media_server.errors import InvalidRequest
+from media_server.json_input import decode_json
 
 COMMAND_TYPES = ("speak", "append", "flush", "cancel")
+MAX_ID_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,18 @@ def new_utterance_id() -> str:
 
 def parse_command(raw: str | bytes, max_bytes: int) -> Command:
     """Parse one client message; raises InvalidRequest naming what is wrong."""
-    if len(raw) > max_bytes:
-        raise InvalidRequest(f"message: {len(raw)} bytes is over the limit of {max_bytes}")
-    try:
-        message = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"message: not valid JSON ({exc})") from exc
+    return to_command(decode_message(raw, max_bytes, "type"))
+
+
+def decode_message(raw: str | bytes, max_bytes: int, kind_field: str) -> dict[str, Any]:
+    """One client message as a JSON object (with a `kind_field` naming its kind); raises InvalidRequest."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise InvalidRequest(f"message: {size} bytes is over the limit of {max_bytes}")
+    message = decode_json(raw, "message")
     if not isinstance(message, dict):
-        raise InvalidRequest("message: expected a JSON object with a 'type'")
-    return to_command(message)
+        raise InvalidRequest(f"message: expected a JSON object with a {kind_field!r} field")
+    return message
 
 
 def to_command(message: dict[str, Any]) -> Command:
@@ -66,7 +71,7 @@ def to_command(message: dict[str, Any]) -> Command:
     if kind == "speak":
         return Speak(
             text=_text(message),
-            id=_optional_str(message, "id") or new_utterance_id(),
+            id=_id(message) or new_utterance_id(),
             voice=_optional_str(message, "voice"),
             speed=_speed(message),
         )
@@ -98,6 +103,13 @@ def _optional_str(message: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"{name}: must be a string")
     return value
+
+
+def _id(message: dict[str, Any]) -> str | None:
+    utterance_id = _optional_str(message, "id")
+    if utterance_id is not None and len(utterance_id) > MAX_ID_CHARS:
+        raise InvalidRequest(f"id: {len(utterance_id)} characters is over the limit of {MAX_ID_CHARS}")
+    return utterance_id
 
 
 def _speed(message: dict[str, Any]) -> float:

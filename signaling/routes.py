@@ -7,6 +7,7 @@ hang it up. By default the owner is the client address.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,10 @@ def client_address(request: web.Request) -> str | None:
     return request.remote
 
 
+JsonDecoder = Callable[[bytes], Any]
+DECODE_JSON_KEY: web.AppKey[JsonDecoder] = web.AppKey("decode_json")
+
+
 async def rtc_config(request: web.Request) -> web.Response:
     """The ICE servers for a client; with TURN configured, fresh short-lived TURN credentials and their `ttl`."""
     servers = list(request.app[REGISTRY_KEY].ice_servers)
@@ -40,7 +45,7 @@ async def rtc_config(request: web.Request) -> web.Response:
 
 async def rtc_offer(request: web.Request) -> web.Response:
     try:
-        offer = await request.json()
+        offer = request.app[DECODE_JSON_KEY](await request.read())
     except ValueError as exc:
         raise BadOffer(f"body: not valid JSON ({exc})") from exc
     if not isinstance(offer, dict):
@@ -56,10 +61,17 @@ async def rtc_hang_up(request: web.Request) -> web.Response:
 
 
 def add_routes(
-    app: web.Application, registry: PeerRegistry, turn: TurnServers | None = None, owner: Owner = client_address
+    app: web.Application,
+    registry: PeerRegistry,
+    turn: TurnServers | None = None,
+    owner: Owner = client_address,
+    decode_json: JsonDecoder = json.loads,
 ) -> None:
+    """Add the routes; `owner` says who a request speaks for, `decode_json` reads offer bodies (the host's
+    bounded decoder, which may raise its own errors for its error middleware to answer)."""
     app[REGISTRY_KEY] = registry
     app[OWNER_KEY] = owner
+    app[DECODE_JSON_KEY] = decode_json
     if turn is not None:
         app[TURN_KEY] = turn
     app.router.add_get("/rtc/config", rtc_config)

@@ -1,10 +1,13 @@
-"""Probing a running server from outside: its `/metrics`, and bare WebRTC offers."""
+"""Probing a running server from outside: its `/metrics`, bare WebRTC offers, and raw WebSocket clients."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiortc import RTCPeerConnection
@@ -72,3 +75,37 @@ async def bare_offer() -> tuple[RTCPeerConnection, str]:
     pc.createDataChannel("tts")
     await pc.setLocalDescription(await pc.createOffer())
     return pc, pc.localDescription.sdp
+
+
+def text_frame(text: str) -> bytes:
+    """One masked WebSocket text frame (RFC 6455), as a client must send it."""
+    payload = text.encode()
+    mask = b"\x1f\x2e\x3d\x4c"
+    length = len(payload)
+    header = bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
+    return header + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+@asynccontextmanager
+async def raw_websocket(url: str, receive_buffer: int | None = None) -> AsyncIterator[socket.socket]:
+    """A WebSocket client on a bare socket: the test decides whether it ever reads, and how it goes away."""
+    loop = asyncio.get_running_loop()
+    parts = urlsplit(url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (parts.hostname, parts.port))
+        request = (
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await loop.sock_recv(sock, 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        yield sock
+    finally:
+        sock.close()

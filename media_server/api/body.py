@@ -7,15 +7,13 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from media_server.errors import InvalidRequest
+from media_server.json_input import decode_json
 
 T = TypeVar("T")
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidRequest(f"body: not valid JSON ({exc})") from exc
+    body = decode_json(await request.read(), "body")
     if not isinstance(body, dict):
         raise InvalidRequest("body: expected a JSON object")
     return body

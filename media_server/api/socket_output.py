@@ -5,8 +5,12 @@ utterance's `audio_start` precedes its first audio bytes and its `done`
 follows its last ones. `write` waits while `max_items` are queued and the
 sender itself waits on the socket's flow control, so a client that stops
 reading holds a bounded amount of memory (and, through the engine's
-back-pressure, no model time). Optionally audio is cut into fixed frames and
-paced in real time with a small lead (telephony).
+back-pressure, no model time). Events cannot wait that way (they answer the
+client's own messages), so they are bounded in bytes instead. A client that
+leaves more than `Patience.max_unsent_bytes` of events unsent, or one send
+waiting longer than `Patience.send_timeout_s`, is not reading: the output
+stops and calls `on_not_reading`, which disconnects it. Optionally audio is
+cut into fixed frames and paced in real time with a small lead (telephony).
 """
 
 from __future__ import annotations
@@ -16,12 +20,27 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.pcm import Pcm
 from media_server.audio.playout import PlayoutEvent
 
 MAX_ITEMS = 8
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How much a client may leave unread before it counts as not reading (0: no limit)."""
+
+    max_unsent_bytes: int
+    send_timeout_s: float
+
+
+class _NotReading(Exception):
+    """The client stopped reading; the message says how that showed."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,10 @@ class Framing:
     lead_s: float = 0.1
 
 
+def _audio_of(item: _Audio | _End | _Text, utterance_id: str) -> bool:
+    return isinstance(item, _Audio) and item.utterance_id == utterance_id
+
+
 class SocketOutput:
     def __init__(
         self,
@@ -57,6 +80,8 @@ class SocketOutput:
         send_audio: Callable[[bytes], Awaitable[None]],
         send_text: Callable[[str], Awaitable[None]],
         on_event: Callable[[PlayoutEvent], None],
+        patience: Patience,
+        on_not_reading: Callable[[str], None],
         framing: Framing | None = None,
         max_items: int = MAX_ITEMS,
     ) -> None:
@@ -65,10 +90,14 @@ class SocketOutput:
         self._send_audio = send_audio
         self._send_text = send_text
         self._on_event = on_event
+        self._patience = patience
+        self._on_not_reading = on_not_reading
+        self._gave_up = False
         self._framing = framing
         self._max_items = max_items
         self._items: deque[_Audio | _End | _Text] = deque()
         self._urgent: deque[str] = deque()
+        self._unsent_text_bytes = 0
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
         self._current: str | None = None
@@ -90,12 +119,14 @@ class SocketOutput:
 
     def after_audio(self, text: str) -> None:
         """Send `text` once the audio queued so far has been sent."""
-        self._push(_Text(text))
+        if self._admit_text(text):
+            self._push(_Text(text))
 
     def send_now(self, text: str) -> None:
         """Send `text` before any queued audio (protocol events)."""
-        self._urgent.append(text)
-        self._changed.set()
+        if self._admit_text(text):
+            self._urgent.append(text)
+            self._changed.set()
 
     def clear(self) -> tuple[str | None, int]:
         cut = (self._current, self._sent)
@@ -105,17 +136,57 @@ class SocketOutput:
         self._room.set()
         return cut
 
+    def discard(self, utterance_id: str) -> None:
+        self._items = deque(item for item in self._items if not _audio_of(item, utterance_id))
+        if self._current == utterance_id:
+            self._current, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
+        self._room.set()
+
     async def close(self) -> None:
         self._sender.cancel()
         # A sender that was waiting on a socket whose client vanished ends with ConnectionError: nothing to report.
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await self._sender
 
+    def _admit_text(self, text: str) -> bool:
+        """Whether `text` may be queued; past the bound the client is not reading, and it is given up on."""
+        if self._gave_up:
+            return False
+        limit = self._patience.max_unsent_bytes
+        if limit and self._unsent_text_bytes + len(text) > limit:
+            self._give_up(f"over {limit} bytes of events wait for it to read")
+            return False
+        self._unsent_text_bytes += len(text)
+        return True
+
+    def _give_up(self, why: str) -> None:
+        if not self._gave_up:
+            self._gave_up = True
+            self._on_not_reading(why)
+
     def _push(self, item: _Audio | _End | _Text) -> None:
         self._items.append(item)
         self._changed.set()
 
+    async def _send(self, send: Callable[[T], Awaitable[None]], data: T) -> None:
+        timeout_s = self._patience.send_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s or None):
+                await send(data)
+        except TimeoutError:
+            raise _NotReading(f"a send waited over {timeout_s:g} s for it to read") from None
+
+    async def _send_text_now(self, text: str) -> None:
+        await self._send(self._send_text, text)
+        self._unsent_text_bytes -= len(text)
+
     async def _send_forever(self) -> None:
+        try:
+            await self._send_items()
+        except _NotReading as exc:
+            self._give_up(str(exc))
+
+    async def _send_items(self) -> None:
         while True:
             await self._flush_urgent()
             if not self._items:
@@ -126,7 +197,7 @@ class SocketOutput:
             if len(self._items) < self._max_items:
                 self._room.set()
             if isinstance(item, _Text):
-                await self._send_text(item.text)
+                await self._send_text_now(item.text)
             elif isinstance(item, _End):
                 await self._pad_last_frame()
                 self._on_event(PlayoutEvent("end", item.utterance_id, self._sent))
@@ -136,7 +207,7 @@ class SocketOutput:
 
     async def _flush_urgent(self) -> None:
         while self._urgent:
-            await self._send_text(self._urgent.popleft())
+            await self._send_text_now(self._urgent.popleft())
 
     async def _send_pcm(self, item: _Audio) -> None:
         if self._current != item.utterance_id:
@@ -149,7 +220,7 @@ class SocketOutput:
         self._sent += len(item.pcm)
         if self._framing is None:
             if data:
-                await self._send_audio(data)
+                await self._send(self._send_audio, data)
             return
         await self._send_frames(data)
 
@@ -180,5 +251,5 @@ class SocketOutput:
                 await asyncio.sleep(ahead - framing.lead_s)
             if not self._current:
                 return  # cleared mid-utterance
-            await self._send_audio(data[offset : offset + framing.frame_bytes])
+            await self._send(self._send_audio, data[offset : offset + framing.frame_bytes])
             self._clock_sent_s += framing.frame_s

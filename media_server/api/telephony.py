@@ -11,66 +11,83 @@ mu-law in 20 ms frames (160 bytes), paced in real time; after each utterance a
 `mark` named after its id; on `clear` a `clear` back so the far end flushes
 its own buffer. Protocol events (`started`, `audio_start`, `done`, `error`...)
 are sent as `{"event": <type>, ...}`.
+
+Every message, `media` included, counts against the session's message rate,
+which is `MAX_MESSAGES_PER_SECOND` plus Twilio's 50 `media` events a second.
+Marks waiting for speech to end are bounded (`MAX_WAITING_MARKS`, names of at
+most `MAX_ID_CHARS`), so echoes cannot pile up behind a long utterance.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.api.security import add_websocket_route
-from media_server.api.socket_output import Framing, SocketOutput
+from media_server.api.socket_guard import disconnector, patience, websocket_response
+from media_server.api.socket_output import Framing, Patience, SocketOutput
 from media_server.audio.codecs import MulawEncoder
 from media_server.audio.playout import PlayoutEvent
 from media_server.conversation import Conversation
 from media_server.errors import InvalidRequest, MediaServerError
-from media_server.protocol import Cancel, to_command
-
-log = logging.getLogger(__name__)
+from media_server.protocol import MAX_ID_CHARS, Cancel, decode_message, to_command
 
 RATE = 8000
 ROUTE = "telephony"
 FRAME = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff")
 SPEECH_EVENTS = ("speak", "append", "flush")
+MEDIA_EVENTS_PER_S = 50.0
+MAX_WAITING_MARKS = 64
 
 
 class TelephonyCall:
-    def __init__(self, ws: web.WebSocketResponse, conversation: Conversation) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        conversation: Conversation,
+        max_message_bytes: int,
+        patience: Patience,
+        on_not_reading: Callable[[str], None],
+    ) -> None:
         self.ws = ws
         self.stream_sid: str | None = None
         self.conversation = conversation
-        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, ws.send_str, self._on_playout, FRAME)
+        self.output = SocketOutput(
+            MulawEncoder(RATE), self._send_media, ws.send_str, self._on_playout, patience, on_not_reading, FRAME
+        )
+        self._max_message_bytes = max_message_bytes
+        self._waiting_marks = 0
         conversation.bind(self._send_event)
         conversation.attach(self.output)
 
     def handle(self, raw: str) -> None:
-        try:
-            message = json.loads(raw)
-            if not isinstance(message, dict):
-                raise ValueError("expected a JSON object")
-        except ValueError as exc:
-            self.conversation.send_error(InvalidRequest(f"message: not a JSON object ({exc})"))
+        if not self.conversation.admit():
             return
+        try:
+            self._handle(decode_message(raw, self._max_message_bytes, "event"))
+        except MediaServerError as exc:
+            self.conversation.send_error(exc)
+
+    def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("event")
         if kind == "start":
             start = message.get("start")
             sid = message.get("streamSid") or (start.get("streamSid") if isinstance(start, dict) else None)
             self.stream_sid = sid if isinstance(sid, str) else None
         elif kind == "mark":
-            echo = self._twilio("mark", mark=message.get("mark", {}))
-            self.conversation.after_queued(lambda: self.output.after_audio(echo))
+            self._mark(message.get("mark"))
         elif kind == "clear":
             self.conversation.dispatch(Cancel())
             self.output.send_now(self._twilio("clear"))
         elif kind in SPEECH_EVENTS:
-            self._speak(message)
+            self.conversation.dispatch(to_command({**message, "type": kind}))
         elif kind not in ("connected", "media", "stop", "dtmf"):
-            self.conversation.send_error(InvalidRequest(f"event: unknown event {kind!r}"))
+            raise InvalidRequest(f"event: unknown event {kind!r}")
 
     async def close(self) -> None:
         try:
@@ -78,11 +95,21 @@ class TelephonyCall:
         finally:  # the client going away cancels the handler, maybe while the conversation closes
             await self.output.close()
 
-    def _speak(self, message: dict[str, Any]) -> None:
-        try:
-            self.conversation.dispatch(to_command({**message, "type": message["event"]}))
-        except MediaServerError as exc:
-            self.conversation.send_error(exc)
+    def _mark(self, mark: object) -> None:
+        """Echo `mark` once the speech requested before it has been sent."""
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str) or len(name) > MAX_ID_CHARS:
+            raise InvalidRequest(f"mark.name: required, a string of at most {MAX_ID_CHARS} characters")
+        if self._waiting_marks >= MAX_WAITING_MARKS:
+            raise InvalidRequest(f"mark: {MAX_WAITING_MARKS} marks already wait for speech to be sent")
+        self._waiting_marks += 1
+        echo = self._twilio("mark", mark={"name": name})
+
+        def send_echo() -> None:
+            self._waiting_marks -= 1
+            self.output.after_audio(echo)
+
+        self.conversation.after_queued(send_echo)
 
     def _on_playout(self, event: PlayoutEvent) -> None:
         self.conversation.on_playout(event)
@@ -102,15 +129,25 @@ class TelephonyCall:
 
 async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
     engine, settings, metrics = request.app[ENGINE], request.app[SETTINGS], request.app[METRICS]
-    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    ws = websocket_response(settings)
     await ws.prepare(request)
-    conversation = Conversation(engine, settings, voice=request.query.get("voice"), route=ROUTE, observer=metrics)
-    call = TelephonyCall(ws, conversation)
+    rate = settings.max_messages_per_second
+    conversation = Conversation(
+        engine,
+        settings,
+        voice=request.query.get("voice"),
+        route=ROUTE,
+        observer=metrics,
+        messages_per_second=rate + MEDIA_EVENTS_PER_S if rate else 0.0,
+    )
+    call = TelephonyCall(ws, conversation, settings.max_message_bytes, patience(settings), disconnector(request, ROUTE))
     with metrics.session(ROUTE):
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     call.handle(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    conversation.admit()  # not part of the protocol, ignored; but counted
         finally:
             await call.close()
     return ws

@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.api.security import add_websocket_route
+from media_server.api.socket_guard import disconnector, patience, websocket_response
 from media_server.api.socket_output import SocketOutput
 from media_server.audio.codecs import audio_format
 from media_server.conversation import Conversation
@@ -40,10 +41,17 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
     voice = request.query.get("voice")
     if voice:
         engine.resolve_voice(voice)
-    ws = web.WebSocketResponse(max_msg_size=settings.max_message_bytes, heartbeat=30.0)
+    ws = websocket_response(settings)
     await ws.prepare(request)
     conversation = Conversation(engine, settings, voice=voice, route=ROUTE, observer=metrics)
-    output = SocketOutput(encoder, ws.send_bytes, ws.send_str, conversation.on_playout)
+    output = SocketOutput(
+        encoder,
+        ws.send_bytes,
+        ws.send_str,
+        conversation.on_playout,
+        patience(settings),
+        disconnector(request, ROUTE),
+    )
     conversation.bind(output.send_now)
     conversation.attach(output)
     with metrics.session(ROUTE):
@@ -51,7 +59,7 @@ async def ws_tts(request: web.Request) -> web.WebSocketResponse:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     conversation.handle(message.data)
-                elif message.type == WSMsgType.BINARY:
+                elif message.type == WSMsgType.BINARY and conversation.admit():
                     conversation.send_error(InvalidRequest("message: send JSON text messages, not binary"))
         finally:
             try:

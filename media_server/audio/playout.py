@@ -5,7 +5,8 @@ reports when an utterance's first sample is played (`start`), when its last
 one is (`end`, with how much was played), and counts underruns: frames that
 had to be filled with silence while an utterance had started but not ended.
 `clear` (barge-in) drops everything queued, fading out the few milliseconds
-that follow the cut so the stop does not click.
+that follow the cut so the stop does not click; `discard` (a failed
+utterance) drops what is queued of one utterance the same way.
 """
 
 from __future__ import annotations
@@ -68,13 +69,29 @@ class PlayoutBuffer:
         cut = (self._current, self._played)
         head = self._items[0] if self._items else None
         if isinstance(head, _Audio):
-            tail = head.pcm[head.offset : head.offset + FADE_SAMPLES].astype(np.float32)
-            ramp = np.linspace(1.0, 0.0, len(tail), dtype=np.float32)
-            self._fade = (tail * ramp).astype(np.int16)
+            self._fade_out(head)
         self._items.clear()
         self._current, self._played = None, 0
         self.buffered_samples = 0
         return cut
+
+    def discard(self, utterance_id: str) -> None:
+        """Drop the queued audio of `utterance_id`; if it is playing, it fades out where it is cut."""
+        head = self._items[0] if self._items else None
+        if isinstance(head, _Audio) and head.utterance_id == utterance_id == self._current:
+            self._fade_out(head)
+        kept: deque[_Audio | _End] = deque()
+        for item in self._items:
+            if isinstance(item, _Audio) and item.utterance_id == utterance_id:
+                self.buffered_samples -= len(item.pcm) - item.offset
+            else:
+                kept.append(item)
+        self._items = kept
+
+    def _fade_out(self, head: _Audio) -> None:
+        tail = head.pcm[head.offset : head.offset + FADE_SAMPLES].astype(np.float32)
+        ramp = np.linspace(1.0, 0.0, len(tail), dtype=np.float32)
+        self._fade = (tail * ramp).astype(np.int16)
 
     def next_frame(self) -> tuple[Pcm, list[PlayoutEvent]]:
         frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)

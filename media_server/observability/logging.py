@@ -10,6 +10,10 @@ field becomes `text_chars` unless the line is DEBUG.
 client's `X-Request-ID` when it is well formed, else a fresh one) and the
 `echo_request_id` signal returns it in the response; `LatencyBreakdown` logs
 where one utterance's time went, in one line.
+
+A line is one line whatever a client sent: control characters (C0, DEL, C1)
+and the Unicode line and paragraph separators in messages and fields are
+written as `\\uXXXX` escapes, so an id with a newline cannot forge a line.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _SECRET_FIELDS = frozenset({"api_key", "authorization", "password", "secret", "token"})
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_LINE_BREAKERS = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: f"\\u{code:04x}" for code in _LINE_BREAKERS}
 
 _ids: ContextVar[Mapping[str, str]] = ContextVar("log_ids", default=MappingProxyType({}))
 
@@ -95,7 +101,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return json.dumps(line, default=str, ensure_ascii=False).translate(_ESCAPES)
 
 
 class TextFormatter(logging.Formatter):
@@ -107,7 +113,7 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         pairs = " ".join(f"{key}={value}" for key, value in _fields(record).items())
         line = super().formatMessage(record)
-        return f"{line} [{pairs}]" if pairs else line
+        return (f"{line} [{pairs}]" if pairs else line).translate(_ESCAPES)
 
 
 class _Handler(logging.StreamHandler[TextIO]):

@@ -75,6 +75,10 @@ class SpeechTrack(MediaStreamTrack):
         self._room.set()
         return cut
 
+    def discard(self, utterance_id: str) -> None:
+        self.buffer.discard(utterance_id)
+        self._room.set()
+
     async def recv(self) -> Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError

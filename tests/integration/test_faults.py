@@ -3,8 +3,9 @@
 A client that vanishes mid-utterance (its socket closed; its peer connection
 closed without a hang-up), a peer that never completes ICE, a WebSocket
 reader that stops reading (its request is parked: bounded memory, no model
-time), a synthesis step that fails mid-utterance. Each test ends when the
-server shows no peers, no sessions and no engine work again.
+time), a synthesis step that fails mid-utterance (its buffered audio is
+dropped with it). Each test ends when the server shows no peers, no sessions
+and no engine work again.
 
 The failing step is real, not mocked: a server runs a copy of the bundled voice
 whose config maps one phoneme (the "zh" of "measure") to an id its model does
@@ -17,23 +18,23 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from loadtest.rtc_client import SpeechClient
 from media_server.engine.backends.piper.backend import default_model_path
-from tests.probes import CLEAN, bare_offer, internal_errors, sample, scrape, wait_for_metrics
+from tests.probes import CLEAN, bare_offer, internal_errors, raw_websocket, sample, scrape, text_frame, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 CONNECT_TIMEOUT_S = 2.0
 LONG_TEXT = "This sentence is one of many in a long answer that nobody will hear to the end. " * 40
 BROKEN_PHONEME = "ʒ"
+# One sentence whose only "measure" comes after about ten seconds of audio, made (and buffered) before it fails.
+BUFFERED_BEFORE_FAILURE = "One more clause keeps this sentence going, " * 6 + "and then we measure the treasure."
 
 
 @pytest.fixture(scope="module")
@@ -65,42 +66,8 @@ def impatient() -> Iterator[RunningServer]:
     server.stop()
 
 
-def _text_frame(text: str) -> bytes:
-    """One masked WebSocket text frame (RFC 6455), as a client must send it."""
-    payload = text.encode()
-    mask = b"\x1f\x2e\x3d\x4c"
-    length = len(payload)
-    header = bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
-    return header + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-
-
-@asynccontextmanager
-async def raw_websocket(url: str, receive_buffer: int | None = None) -> AsyncIterator[socket.socket]:
-    """A WebSocket client on a bare socket: the test decides whether it ever reads, and how it goes away."""
-    loop = asyncio.get_running_loop()
-    parts = urlsplit(url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.setblocking(False)
-    try:
-        await loop.sock_connect(sock, (parts.hostname, parts.port))
-        request = (
-            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        await loop.sock_sendall(sock, request.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await loop.sock_recv(sock, 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        yield sock
-    finally:
-        sock.close()
-
-
 async def speak_raw(sock: socket.socket, text: str) -> None:
-    await asyncio.get_running_loop().sock_sendall(sock, _text_frame(json.dumps({"type": "speak", "text": text})))
+    await asyncio.get_running_loop().sock_sendall(sock, text_frame(json.dumps({"type": "speak", "text": text})))
 
 
 @pytest.mark.asyncio
@@ -173,3 +140,23 @@ async def test_a_synthesis_step_failing_mid_utterance(broken_voice: RunningServe
     expected = {**CLEAN, sample("media_server_engine_requests_total", outcome="failed"): failed_before + 1}
     assert internal_errors(await wait_for_metrics(url, expected, timeout_s=5)) == 0
     assert [e["type"] for e in await ws_events(url, "Still speaking.")] == ["started", "audio_start", "done"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_utterance_stops_playing_at_once(broken_voice: RunningServer) -> None:
+    """Audio synthesized ahead of a failing step is dropped: the next utterance does not wait behind it."""
+    client = SpeechClient(broken_voice.url)
+    await client.connect()
+    try:
+        client.send({"type": "speak", "text": BUFFERED_BEFORE_FAILURE, "id": "fails"})
+        await client.wait_event("audio_start", "fails")
+        _, error = await client.wait_first(("error", "done"), "fails", timeout_s=30)
+        assert error["type"] == "error" and error["code"] == "engine_error"
+        after = client.send({"type": "speak", "text": "Next one.", "id": "next"})
+        _, started = await client.wait_event("audio_start", "next", after=after, timeout_s=30)
+        # Without the drop this waits for the whole buffered clause run, over ten seconds of audio.
+        assert started["ttfa_ms"] < 3000
+        await client.wait_event("done", "next")
+    finally:
+        await client.close()
+    await wait_for_metrics(broken_voice.url, CLEAN, timeout_s=5)

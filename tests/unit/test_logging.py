@@ -148,6 +148,24 @@ def test_text_lines_carry_ids_and_fields(restore_logging: None) -> None:
     assert plain.endswith("INFO media_server.test: plain")
 
 
+FORGED_ID = "u1\n2026-01-01 00:00:00,000 INFO media_server.fake: forged\u2028\x85\x1b[31m"
+FORGED_ID_ESCAPED = "u1\\u000a2026-01-01 00:00:00,000 INFO media_server.fake: forged\\u2028\\u0085\\u001b[31m"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_client_chosen_id_cannot_break_or_forge_a_line(restore_logging: None, as_json: bool) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", json=as_json, stream=out)
+    log.info("utterance %s done", FORGED_ID, extra={"utterance_id": FORGED_ID})
+    (line,) = out.getvalue().splitlines()
+    assert not any(char in line for char in "\n\u2028\x85\x1b")
+    if as_json:
+        parsed = json.loads(line)
+        assert parsed["message"] == f"utterance {FORGED_ID} done" and parsed["utterance_id"] == FORGED_ID
+    else:
+        assert line.count(FORGED_ID_ESCAPED) == 2  # in the message and in the field
+
+
 def test_latency_breakdown_is_one_line_with_every_number_in_ms(stream: io.StringIO) -> None:
     breakdown = LatencyBreakdown(
         utterance_id="u1",

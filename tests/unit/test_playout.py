@@ -61,3 +61,34 @@ def test_clear_reports_what_was_played_and_fades_out() -> None:
     assert not np.any(frame[FADE_SAMPLES:])
     assert not np.any(buffer.next_frame()[0])
     assert buffer.buffered_samples == 0
+
+
+def test_discard_drops_one_utterance_and_fades_it_out_where_it_is() -> None:
+    buffer = PlayoutBuffer()
+    buffer.push("a", tone(FRAME_SAMPLES * 10))
+    buffer.next_frame()
+    buffer.discard("a")
+    buffer.end("a")
+    assert buffer.buffered_samples == 0
+    frame, events = buffer.next_frame()
+    assert events == [] and frame[0] == 10000 and not np.any(frame[FADE_SAMPLES:])
+    _, events = buffer.next_frame()
+    assert [(e.kind, e.utterance_id, e.played_samples) for e in events] == [("end", "a", FRAME_SAMPLES)]
+    assert buffer.idle and buffer.underrun_frames == 0
+
+
+def test_discard_keeps_the_utterance_still_playing_before_it() -> None:
+    buffer = PlayoutBuffer()
+    buffer.push("a", tone(FRAME_SAMPLES * 2))
+    buffer.end("a")
+    buffer.push("b", tone(FRAME_SAMPLES * 5, amplitude=20000))
+    buffer.discard("b")
+    buffer.end("b")
+    assert buffer.buffered_samples == FRAME_SAMPLES * 2
+    frames = [buffer.next_frame() for _ in range(3)]
+    assert all(np.all(frame == 10000) for frame, _ in frames[:2])
+    assert [(e.kind, e.utterance_id) for _, events in frames for e in events] == [
+        ("start", "a"),
+        ("end", "a"),
+        ("end", "b"),
+    ]
