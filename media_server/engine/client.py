@@ -21,8 +21,8 @@ import numpy as np
 
 from media_server.audio.effects import loudness_gain
 from media_server.config import Settings
-from media_server.engine.backend import Backend, VoiceCloner
 from media_server.engine.backends import create_backend
+from media_server.engine.backends.base import Backend, VoiceCloner
 from media_server.engine.cache import AudioCache
 from media_server.engine.catalog import VoiceCatalog
 from media_server.engine.observer import EngineObserver

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from media_server.engine.backend import Backend
+from media_server.engine.backends.base import Backend
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.run_queue import REFILL_MARGIN_S, Job, RunQueue, Sink, StepResult

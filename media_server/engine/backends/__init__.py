@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from media_server.config import Settings
-from media_server.engine.backend import Backend
+from media_server.engine.backends.base import Backend
 from media_server.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def create_backend(settings: Settings) -> Backend[Any]:
 
         return PiperBackend(settings)
     if settings.tts_backend == "qwen":
-        from media_server.engine.backends.qwen import QwenBackend
+        from media_server.engine.backends.qwen.backend import QwenBackend
 
         return QwenBackend(settings)
     raise ConfigError(f"TTS_BACKEND={settings.tts_backend!r}: known backends are 'piper', 'qwen'")

@@ -16,8 +16,8 @@ import pytest
 from media_server.config import Settings
 
 if TYPE_CHECKING:
-    from media_server.engine.backends.qwen import QwenBackend
-    from media_server.engine.backends.qwen_sequence import QwenSequence
+    from media_server.engine.backends.qwen.backend import QwenBackend
+    from media_server.engine.backends.qwen.sequence import QwenSequence
     from media_server.engine.types import Pcm
     from tests.qwen_checkpoint import ModelKind
 
@@ -73,7 +73,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def make_backend(settings: Settings) -> BackendFactory:
     """Loads a backend from a checkpoint directory, with `Settings` overrides."""
-    from media_server.engine.backends.qwen import QwenBackend
+    from media_server.engine.backends.qwen.backend import QwenBackend
 
     def make(model: Path, **overrides: Any) -> QwenBackend:
         backend = QwenBackend(replace(settings, qwen_model=str(model), **overrides))

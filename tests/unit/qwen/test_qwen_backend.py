@@ -13,7 +13,7 @@ pytest.importorskip("qwen_tts")
 
 from media_server.config import Settings
 from media_server.engine.backends import create_backend
-from media_server.engine.backends.qwen import QwenBackend
+from media_server.engine.backends.qwen.backend import QwenBackend
 from media_server.engine.types import SamplingParams, SynthesisRequest, Voice
 from media_server.errors import ConfigError, InvalidRequest
 from tests.qwen_checkpoint import SPEAKERS

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("qwen_tts")
 
-from media_server.engine.backends.qwen import QwenBackend
+from media_server.engine.backends.qwen.backend import QwenBackend
 from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ import torch
 from qwen_tts import Qwen3TTSTokenizer
 
 from media_server.config import Settings
-from media_server.engine.backends.qwen import QwenBackend
-from media_server.engine.backends.qwen_codec import MAX_CALL_FRAMES
+from media_server.engine.backends.qwen.backend import QwenBackend
+from media_server.engine.backends.qwen.codec import MAX_CALL_FRAMES
 from media_server.engine.types import SamplingParams, SynthesisRequest, Voice
 from media_server.errors import InvalidRequest, NotFound, UnknownVoice
 

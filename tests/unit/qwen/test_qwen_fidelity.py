@@ -19,7 +19,7 @@ pytest.importorskip("qwen_tts")
 import torch
 from qwen_tts import Qwen3TTSModel
 
-from media_server.engine.backends.qwen_sequence import BASE_FRAMES, FRAMES_PER_TEXT_TOKEN
+from media_server.engine.backends.qwen.sequence import BASE_FRAMES, FRAMES_PER_TEXT_TOKEN
 from media_server.engine.types import SamplingParams, SynthesisRequest
 from tests.qwen_checkpoint import ModelKind, build_checkpoint
 

@@ -8,7 +8,7 @@ pytest.importorskip("qwen_tts")
 
 import torch
 
-from media_server.engine.backends.qwen_sampling import SamplingRows, penalize_repeats, sample
+from media_server.engine.backends.qwen.sampling import SamplingRows, penalize_repeats, sample
 
 PROBABILITIES = torch.tensor([0.2, 0.5, 0.3])
 LOGITS = PROBABILITIES.log()

@@ -13,8 +13,8 @@ pytest.importorskip("qwen_tts")
 import torch
 from qwen_tts import Qwen3TTSTokenizer
 
-from media_server.engine.backends.qwen import QwenBackend
-from media_server.engine.backends.qwen_sequence import (
+from media_server.engine.backends.qwen.backend import QwenBackend
+from media_server.engine.backends.qwen.sequence import (
     BASE_FRAMES,
     FRAMES_PER_TEXT_TOKEN,
     MAX_SEGMENT_FRAMES,

@@ -2,7 +2,7 @@
 
 A CustomVoice checkpoint has named speakers; a VoiceDesign checkpoint makes a
 voice from the request's instructions (one `designed` voice); a Base checkpoint
-speaks without a speaker (`default`) and clones voices (see `qwen_clones.py`).
+speaks without a speaker (`default`) and clones voices (see `clones.py`).
 Languages come from the checkpoint's `codec_language_id` table; requests may
 name them (`english`) or give ISO 639-1 codes (`en`, `en-US`); `auto` lets the
 model decide.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from media_server.engine.backends.qwen_prompt import ClonePrompt, Conditioning, PromptBuilder
+from media_server.engine.backends.qwen.prompt import ClonePrompt, Conditioning, PromptBuilder
 from media_server.engine.types import SynthesisRequest, Voice
 from media_server.errors import InvalidRequest
 

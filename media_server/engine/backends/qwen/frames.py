@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
-from media_server.engine.backends.qwen_cache import CacheView, SlotCache, additive_mask
-from media_server.engine.backends.qwen_sampling import (
+from media_server.engine.backends.qwen.cache import CacheView, SlotCache, additive_mask
+from media_server.engine.backends.qwen.sampling import (
     SamplingDefaults,
     SamplingRows,
     penalize_repeats,

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from media_server.engine.backends.qwen_prompt import ClonePrompt
+from media_server.engine.backends.qwen.prompt import ClonePrompt
 from media_server.errors import InvalidRequest
 
 log = logging.getLogger(__name__)

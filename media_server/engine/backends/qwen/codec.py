@@ -43,7 +43,7 @@ from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
     Qwen3TTSTokenizerV2DecoderDecoderResidualUnit as ResidualUnit,
 )
 
-from media_server.engine.backends.qwen_cache import CacheView, SlotCache, additive_mask
+from media_server.engine.backends.qwen.cache import CacheView, SlotCache, additive_mask
 from media_server.engine.types import Pcm
 
 MAX_CALL_FRAMES = 32

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from media_server.engine.backends.qwen_codec import CodecInput
-from media_server.engine.backends.qwen_prompt import Conditioning, SegmentPrompt
+from media_server.engine.backends.qwen.codec import CodecInput
+from media_server.engine.backends.qwen.prompt import Conditioning, SegmentPrompt
 
 MIN_SEGMENT_FRAMES = 2
 """End-of-speech is not sampled before this many frames of a segment (as upstream's min_new_tokens)."""

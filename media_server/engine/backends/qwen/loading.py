@@ -2,7 +2,7 @@
 
 bf16 on CUDA, fp32 on CPU. The model is loaded with PyTorch SDPA attention:
 the step loop drives the model's decoder layers with per-row 4-D masks over
-slot-indexed caches (see `qwen_frames.py`), which transformers' flash-attention-2
+slot-indexed caches (see `frames.py`), which transformers' flash-attention-2
 path cannot take (it accepts 2-D padding masks only), and qwen_tts loads the
 codec without forwarding the attention choice anyway. TF32 and torch.compile
 (CUDA graphs) apply on CUDA only and are no-ops on CPU; torchao quantization of

@@ -1,9 +1,9 @@
 """Qwen3-TTS with token-level streaming and continuous batching (`TTS_BACKEND=qwen`, `QWEN_MODEL=...`).
 
 qwen_tts has no streaming API, so this backend runs its own step loop over the
-model's talker and code predictor (`qwen_frames.py`): every `step` advances
+model's talker and code predictor (`frames.py`): every `step` advances
 each given sequence by one 12.5 Hz codec frame in one batched forward, and a
-sequence's audio is decoded incrementally (`qwen_codec.py`), the first chunk
+sequence's audio is decoded incrementally (`codec.py`), the first chunk
 after `QWEN_FIRST_CHUNK_FRAMES` frames and then every `QWEN_CHUNK_FRAMES`.
 Output is mono int16 at the codec's rate (24 kHz). Each sequence owns a slot of
 the static KV cache from `open` to `close`; `max_batch = max_sequences =
@@ -43,7 +43,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # qwen_tts prints a flash-attn 
             f"TTS_BACKEND=qwen needs torch and qwen-tts ({exc.name} is missing): pip install -e '.[qwen]'"
         ) from exc
 
-from media_server.engine.backends.qwen_clones import (
+from media_server.engine.backends.qwen.clones import (
     CloneLibrary,
     StoredClone,
     as_waveform,
@@ -51,13 +51,13 @@ from media_server.engine.backends.qwen_clones import (
     reference_digest,
     validate_reference,
 )
-from media_server.engine.backends.qwen_codec import MAX_CALL_FRAMES, CodecInput, StreamingCodec
-from media_server.engine.backends.qwen_frames import FrameEngine
-from media_server.engine.backends.qwen_loading import load_model, maybe_compile, resolve_device
-from media_server.engine.backends.qwen_prompt import ClonePrompt, Conditioning, PromptBuilder
-from media_server.engine.backends.qwen_sampling import SamplingDefaults
-from media_server.engine.backends.qwen_sequence import MIN_SEGMENT_FRAMES, QwenSequence, frame_budget
-from media_server.engine.backends.qwen_voices import VoiceCatalog, VoiceSpec
+from media_server.engine.backends.qwen.codec import MAX_CALL_FRAMES, CodecInput, StreamingCodec
+from media_server.engine.backends.qwen.frames import FrameEngine
+from media_server.engine.backends.qwen.loading import load_model, maybe_compile, resolve_device
+from media_server.engine.backends.qwen.prompt import ClonePrompt, Conditioning, PromptBuilder
+from media_server.engine.backends.qwen.sampling import SamplingDefaults
+from media_server.engine.backends.qwen.sequence import MIN_SEGMENT_FRAMES, QwenSequence, frame_budget
+from media_server.engine.backends.qwen.voices import VoiceCatalog, VoiceSpec
 from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
 from media_server.text.segmenter import SegmenterPolicy, split_text
 
