@@ -23,9 +23,8 @@ from typing import Any, Protocol
 from media_server.audio.playout import PlayoutEvent
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
-from media_server.engine.pipeline import RequestTimings
 from media_server.engine.seam import Engine
-from media_server.engine.types import Pcm, Priority, SynthesisRequest
+from media_server.engine.types import Pcm, Priority, RequestTimings, SynthesisRequest
 from media_server.errors import Busy, InvalidRequest, MediaServerError, NothingToSpeak, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.protocol import (

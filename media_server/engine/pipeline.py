@@ -9,23 +9,14 @@ and records it; `complete` stores a finished utterance in the cache.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from media_server.audio.pcm import Pcm
 from media_server.engine.cache import AudioCache, CacheKey
 from media_server.engine.postprocess import PostProcessor
-from media_server.engine.types import SynthesisRequest, Voice
+from media_server.engine.types import RequestTimings, SynthesisRequest, Voice
 from media_server.text.normalize import normalize
-
-
-@dataclass
-class RequestTimings:
-    """Where a request's time went before its first audio, in seconds."""
-
-    text_prep_s: float = 0.0
-    queue_wait_s: float = 0.0
-    first_step_s: float = 0.0
 
 
 class Finisher(Protocol):

@@ -12,8 +12,7 @@ from types import TracebackType
 from typing import Protocol
 
 from media_server.engine.observer import EngineObserver
-from media_server.engine.pipeline import RequestTimings
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
 
 
 class AudioStream(Protocol):

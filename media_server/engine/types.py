@@ -9,7 +9,16 @@ from enum import IntEnum
 
 from media_server.audio.pcm import Pcm
 
-__all__ = ["AudioChunk", "EngineStats", "Pcm", "Priority", "SamplingParams", "SynthesisRequest", "Voice"]
+__all__ = [
+    "AudioChunk",
+    "EngineStats",
+    "Pcm",
+    "Priority",
+    "RequestTimings",
+    "SamplingParams",
+    "SynthesisRequest",
+    "Voice",
+]
 
 _request_ids = itertools.count(1)
 
@@ -50,6 +59,15 @@ class SynthesisRequest:
     @property
     def due_at(self) -> float:
         return self.received_at if self.deadline is None else self.deadline
+
+
+@dataclass
+class RequestTimings:
+    """Where a request's time went before its first audio, in seconds."""
+
+    text_prep_s: float = 0.0
+    queue_wait_s: float = 0.0
+    first_step_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,7 @@ from typing import Protocol, runtime_checkable
 from media_server.config import Settings
 from media_server.engine.catalog import VoiceCatalog
 from media_server.engine.observer import EngineObserver, NoObserver
-from media_server.engine.pipeline import RequestTimings
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
 from media_server.errors import MediaServerError, NotReady, WorkerDied
 from media_server.gateway.events import replay
 from media_server.gateway.supervisor import WorkerSupervisor

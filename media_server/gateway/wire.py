@@ -38,8 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from media_server.engine.pipeline import RequestTimings
-from media_server.engine.types import EngineStats, Pcm, Priority, SamplingParams, SynthesisRequest, Voice
+from media_server.engine.types import (
+    EngineStats,
+    Pcm,
+    Priority,
+    RequestTimings,
+    SamplingParams,
+    SynthesisRequest,
+    Voice,
+)
 from media_server.errors import (
     Busy,
     ConfigError,
