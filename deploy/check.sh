@@ -29,9 +29,9 @@ EXPOSITION='
 import sys
 from prometheus_client import generate_latest
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
+from media_server.app import build_engine
 from media_server.observability.metrics import Metrics
-sys.stdout.write(generate_latest(Metrics(EngineClient(Settings()).stats, lambda: 0).registry).decode())
+sys.stdout.write(generate_latest(Metrics(build_engine(Settings()).stats, lambda: 0).registry).decode())
 '
 
 missing() {

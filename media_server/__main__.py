@@ -6,17 +6,16 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
-from media_server.app import build_app
+from media_server.app import build_app, build_engine
 from media_server.audio.wav import wav_header
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
 from media_server.engine.types import Priority, SynthesisRequest
-from media_server.errors import ConfigError, MediaServerError
-from media_server.gateway.remote import RemoteEngine
+from media_server.errors import MediaServerError
 from media_server.observability.logging import configure_logging
 
 log = logging.getLogger("media_server")
@@ -62,9 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings) -> None:
-    if settings.mode not in ("standalone", "gateway"):
-        raise ConfigError(f"MODE={settings.mode!r}: expected standalone or gateway")
-    app = build_app(settings, RemoteEngine(settings) if settings.mode == "gateway" else None)
+    app = build_app(settings, build_engine(settings))
     where = f"http://{settings.host}:{settings.port}/"
     log.info(
         "listening on %s%s; open it in a browser",
@@ -84,7 +81,7 @@ def _serve(settings: Settings) -> None:
 
 
 async def _say(settings: Settings, text: str, voice: str | None, speed: float) -> tuple[bytes, int]:
-    engine = EngineClient(settings)
+    engine = build_engine(replace(settings, mode="standalone"))
     await engine.start()
     try:
         request = SynthesisRequest(text=text, voice=voice, speed=speed, priority=Priority.BATCH)
@@ -96,7 +93,7 @@ async def _say(settings: Settings, text: str, voice: str | None, speed: float) -
 
 
 async def _voices(settings: Settings) -> None:
-    engine = EngineClient(settings)
+    engine = build_engine(replace(settings, mode="standalone"))
     await engine.start()
     for voice in engine.voices():
         print(f"{voice.id}\t{voice.backend}\t{','.join(voice.languages)}\t{voice.sample_rate} Hz")

@@ -20,7 +20,7 @@ from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
+from media_server.engine.front import EngineFront
 from media_server.engine.seam import Engine
 from media_server.errors import ConfigError
 from media_server.json_input import decode_json
@@ -78,8 +78,21 @@ def _candidate_policy(settings: Settings) -> CandidatePolicy:
     )
 
 
-def build_app(settings: Settings, engine: Engine | None = None) -> web.Application:
-    engine = engine or EngineClient(settings)
+def build_engine(settings: Settings) -> EngineFront:
+    """The engine front over the core `MODE` names: in this process, or in a supervised worker (`gateway`)."""
+    if settings.mode == "gateway":
+        # Imported here, not at the top: the gateway process must never load the model's libraries.
+        from media_server.gateway.remote import RemoteCore
+
+        return EngineFront(RemoteCore(settings), settings)
+    if settings.mode != "standalone":
+        raise ConfigError(f"MODE={settings.mode!r}: expected standalone or gateway")
+    from media_server.engine.core import LocalCore
+
+    return EngineFront(LocalCore(settings), settings)
+
+
+def build_app(settings: Settings, engine: Engine) -> web.Application:
     metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
     engine.observe(metrics)
     app = web.Application(

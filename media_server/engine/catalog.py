@@ -1,13 +1,13 @@
-"""VoiceCatalog: the checks before admission (text, speed, language, voice) over a voice list.
+"""VoiceCatalog: the checks before admission (text, parameters, language, voice) over a core's voices.
 
-`EngineClient` keeps its backend's voices here; the gateway's `RemoteEngine`
-keeps the worker's, so both refuse a bad request at once, synchronously, with
-the same messages and error classes.
+The engine front (`front.py`) runs these on every request, whatever core is
+behind it, so a bad request is refused at once, synchronously, with the same
+messages and error classes in every mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from media_server.engine.parameters import check_parameters
 from media_server.engine.types import SynthesisRequest, Voice
@@ -20,41 +20,24 @@ AUTO_LANGUAGE_CONFIDENCE = 0.8
 
 
 class VoiceCatalog:
-    def __init__(self, max_text_chars: int) -> None:
+    def __init__(self, voices: Callable[[], Sequence[Voice]], max_text_chars: int) -> None:
+        self._source = voices
         self._max_text_chars = max_text_chars
-        self._voices: dict[str, Voice] = {}
-
-    def update(self, voices: Sequence[Voice]) -> None:
-        self._voices = {voice.id: voice for voice in voices}
-
-    def voices(self) -> tuple[Voice, ...]:
-        return tuple(self._voices.values())
-
-    def add(self, voice: Voice) -> None:
-        self._voices[voice.id] = voice
-
-    def remove(self, voice_id: str) -> None:
-        self._voices.pop(voice_id, None)
-
-    def __contains__(self, voice_id: str) -> bool:
-        return voice_id in self._voices
-
-    def __bool__(self) -> bool:
-        return bool(self._voices)
 
     def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
         """The voice named `voice_id`, or the first that speaks `language`, or the default one."""
+        voices = {voice.id: voice for voice in self._source()}
         if voice_id in (None, "", "default"):
             if language is None:
-                return next(iter(self._voices.values()))
-            speakers = [voice for voice in self._voices.values() if _speaks(voice, language)]
+                return next(iter(voices.values()))
+            speakers = [voice for voice in voices.values() if _speaks(voice, language)]
             if not speakers:
-                spoken = ", ".join(sorted({code for v in self._voices.values() for code in v.languages}))
+                spoken = ", ".join(sorted({code for v in voices.values() for code in v.languages}))
                 raise UnsupportedLanguage(f"language: no loaded voice speaks {language!r}; they speak {spoken}")
             return speakers[0]
-        voice = self._voices.get(voice_id or "")
+        voice = voices.get(voice_id or "")
         if voice is None:
-            known = ", ".join(sorted(self._voices))
+            known = ", ".join(sorted(voices))
             raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
         if language is not None and not _speaks(voice, language):
             raise UnsupportedLanguage(

@@ -135,6 +135,11 @@ class Scheduler:
             self._queue.push(job)
             self._cond.notify()
 
+    def observe(self, observer: EngineObserver) -> None:
+        """Report per-step events to `observer` from now on."""
+        with self._cond:
+            self.observer = observer
+
     def refuse(self) -> None:
         """Count a request refused before it reached the queue (admission by the engine's budget)."""
         with self._cond:

@@ -1,17 +1,17 @@
-"""`RemoteEngine`: the engine seam (`media_server.engine.seam.Engine`) over the worker's Unix socket.
+"""`RemoteCore`: the engine core (`media_server.engine.seam.EngineCore`) in a worker process, over a Unix socket.
 
-`stream()` stays synchronous, as `EngineClient.stream()` is: text, speed,
-language (fastText, in the gateway) and voice are checked here against the
-worker's voice list, and a `RemoteStream` is returned at once. Remote
-admission happens on its first `wait_ready()` / `__anext__`: it connects,
-sends the request, and raises the worker's refusal (`busy`, ...) as the same
+The gateway's engine front checks every request itself (text, parameters,
+language, voice, against the worker's voice list) and hands it here.
+`submit` returns a `RemoteStream` at once; it connects on first use, sends the
+request, and raises the worker's refusal (`busy`, ...) as the same
 `MediaServerError` subclass. Closing the stream closes its connection, which
 aborts the request in the worker. A worker that dies fails its in-flight
 streams with `WorkerDied`; the supervisor restarts it for the next request.
 
 `stats()` must answer synchronously (metrics are scraped in a collector), so a
 task polls the worker every `STATS_INTERVAL_S` and `stats()` returns the
-latest snapshot (marked not ready while no worker is).
+latest snapshot (marked not ready while no worker is). The poll is also the
+liveness check: a worker stuck past `WORKER_STALL_TIMEOUT` is killed.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from media_server.config import Settings
-from media_server.engine.catalog import VoiceCatalog
 from media_server.engine.observer import EngineObserver, NoObserver
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
-from media_server.errors import MediaServerError, NotReady, WorkerDied
+from media_server.engine.stream import Result, ResultStream
+from media_server.engine.types import EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.errors import MediaServerError, WorkerDied
 from media_server.gateway.events import replay
 from media_server.gateway.supervisor import WorkerSupervisor
 from media_server.gateway.wire import (
@@ -46,7 +45,6 @@ from media_server.gateway.wire import (
     update_timings,
     voice_from_wire,
 )
-from media_server.text.langid import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -61,96 +59,62 @@ class RestartObserver(Protocol):
     def record_worker_restart(self) -> None: ...
 
 
-class RemoteStream:
+class RemoteStream(ResultStream):
     """One request's audio from the worker: connects on first use, closes its connection when done."""
 
     def __init__(self, supervisor: WorkerSupervisor, request: SynthesisRequest, voice: Voice, language: str) -> None:
-        self.request = request
-        self.voice = voice
-        self.language = language
-        self.sample_rate = voice.sample_rate
-        self.timings = RequestTimings()
+        super().__init__(request, voice, language, RequestTimings())
         self._supervisor = supervisor
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._finished = False
-        self._error: MediaServerError | None = None
-        self._index = 0
 
-    async def wait_ready(self) -> None:
-        """Admit the request in the worker and wait for its first step; raises the worker's refusal."""
-        if self._error is not None:
-            raise self._error
-        if self._finished or self._reader is not None:
-            return
-        wire = request_to_wire(replace(self.request, voice=self.voice.id, language=self.language))
+    async def _receive(self) -> Result:
+        """The worker's next frame: audio, the end, or its error (a dead worker is `WorkerDied`)."""
         try:
-            self._reader, self._writer, header = await self._supervisor.open_request(
-                {"op": "synthesize", "request": wire}
-            )
-        except MediaServerError as exc:
-            raise self._fail(exc) from None
-        update_timings(self.timings, header["timings"])
-
-    def __aiter__(self) -> RemoteStream:
-        return self
-
-    async def __anext__(self) -> AudioChunk:
-        await self.wait_ready()
-        if self._reader is None:
-            raise StopAsyncIteration
-        try:
+            if self._reader is None:
+                await self._connect()
+            assert self._reader is not None
             kind, payload = await read_frame(self._reader)
-        except (EOFError, OSError) as exc:
-            raise self._fail(WorkerDied("the speech worker died mid-utterance")) from exc
+        except MediaServerError as exc:
+            return exc
+        except (EOFError, OSError):
+            return WorkerDied("the speech worker died mid-utterance")
         except BaseException:  # cancelled mid-frame: the connection cannot be read any further
             self._disconnect()
             raise
+        if kind == AUDIO:
+            return pcm_from_wire(payload)
+        if kind == END:
+            return None
         if kind == ERROR:
-            raise self._fail(error_from_wire(json.loads(payload)))
-        if kind != AUDIO:
-            self._disconnect()
-            if kind == END:
-                raise StopAsyncIteration
-            raise self._fail(WorkerDied(f"the speech worker sent frame kind {kind} mid-stream"))
-        chunk = AudioChunk(
-            pcm=pcm_from_wire(payload), sample_rate=self.sample_rate, request_id=self.request.id, index=self._index
-        )
-        self._index += 1
-        return chunk
+            return error_from_wire(json.loads(payload))
+        return WorkerDied(f"the speech worker sent frame kind {kind} mid-stream")
 
-    async def __aenter__(self) -> RemoteStream:
-        return self
+    async def _connect(self) -> None:
+        wire = request_to_wire(replace(self.request, voice=self.voice.id, language=self.language))
+        self._reader, self._writer, header = await self._supervisor.open_request({"op": "synthesize", "request": wire})
+        update_timings(self.timings, header["timings"])
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _took(self) -> None:
+        """The worker's socket is the back-pressure: what is not read here is not sent there."""
 
-    def close(self) -> None:
-        """Stop the request: closing the connection aborts it in the worker at its next step."""
+    def _stop(self, early: bool) -> None:
         self._disconnect()
-
-    def _fail(self, exc: MediaServerError) -> MediaServerError:
-        self._error = exc
-        self._disconnect()
-        return exc
 
     def _disconnect(self) -> None:
-        self._finished = True
         if self._writer is not None:
             self._writer.close()
             self._reader = self._writer = None
             self._supervisor.release()
 
 
-class RemoteEngine:
-    """The `Engine` seam in the gateway: checks requests here, synthesizes in the supervised worker."""
+class RemoteCore:
+    """The engine core in the supervised worker process."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._catalog = VoiceCatalog(settings.max_text_chars)
-        self._supervisor = WorkerSupervisor(settings, on_ready=self._catalog.update, on_restart=self._restarted)
+        self._voices: tuple[Voice, ...] = ()
+        self._supervisor = WorkerSupervisor(settings, on_ready=self._set_voices, on_restart=self._restarted)
         self._observer: EngineObserver = NoObserver()
         self._stats = EngineStats(
             backend=settings.tts_backend,
@@ -187,8 +151,6 @@ class RemoteEngine:
         started = time.monotonic()
         self._supervisor.start()
         self._poller = asyncio.create_task(self._poll_stats(), name="worker-stats")
-        # Load fastText off the event loop now, not on the first "auto" request.
-        await asyncio.to_thread(detect_language, "warm up")
         if not self._settings.preload_model:
             return None
         while True:
@@ -211,47 +173,36 @@ class RemoteEngine:
         """A worker runs and answers: not loading, not stuck (a stats poll unanswered, a step running too long)."""
         return self._supervisor.state == "ready" and self._responsive
 
+    def wake(self) -> None:
+        """Mark the worker used (starting it if it is not running)."""
+        self._supervisor.wake()
+
     def voices(self) -> Sequence[Voice]:
-        return self._catalog.voices()
+        """The worker's voices as it last reported them (still known while it is stopped when idle)."""
+        return self._voices
 
-    def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
-        self._require_voices()
-        return self._catalog.resolve_voice(voice_id, language)
-
-    def validate_text(self, text: str) -> None:
-        self._catalog.validate_text(text)
-
-    def stream(self, request: SynthesisRequest) -> RemoteStream:
-        """Check `request` (raises MediaServerError at once); the worker admits it on first use of the stream."""
-        self._require_voices()
-        voice, language = self._catalog.admit(request)
+    def submit(self, request: SynthesisRequest, voice: Voice, language: str) -> RemoteStream:
+        """The request's stream; the worker admits it (or refuses it) when the stream is first used."""
         return RemoteStream(self._supervisor, request, voice, language)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         """Clone a voice in the worker (the reference audio follows the request as one audio frame)."""
         message = {"op": "create_voice", "sample_rate": sample_rate, "transcript": transcript, "name": name}
         reply = await self._supervisor.call(message, pcm_to_wire(reference))
-        self._catalog.update([voice_from_wire(fields) for fields in reply["voices"]])
+        self._set_voices([voice_from_wire(fields) for fields in reply["voices"]])
         return voice_from_wire(reply["voice"])
 
     async def delete_voice(self, voice_id: str) -> None:
         reply = await self._supervisor.call({"op": "delete_voice", "voice_id": voice_id})
-        self._catalog.update([voice_from_wire(fields) for fields in reply["voices"]])
+        self._set_voices([voice_from_wire(fields) for fields in reply["voices"]])
 
     def stats(self) -> EngineStats:
         if self.health():
             return self._stats
         return replace(self._stats, ready=False, active=0, queued=0, parked=0)
 
-    def _require_voices(self) -> None:
-        """Mark the worker used (starting it if it is not running); refuse until its voices were ever known.
-
-        After an idle stop the voices are still known: requests are checked
-        and wait for the worker to come back.
-        """
-        self._supervisor.wake()
-        if not self._catalog.voices():
-            raise NotReady("the speech worker is loading; retry in a moment")
+    def _set_voices(self, voices: Sequence[Voice]) -> None:
+        self._voices = tuple(voices)
 
     def _restarted(self) -> None:
         if isinstance(self._observer, RestartObserver):

@@ -1,4 +1,4 @@
-"""The worker process: one `EngineClient` (the model) behind the gateway's Unix socket.
+"""The worker process: one `LocalCore` (the model) behind the gateway's Unix socket.
 
 The gateway's supervisor starts it as `python -m media_server.gateway.worker --fd N`:
 - fd N is a listening Unix socket the gateway made (see `wire` for why); the
@@ -9,8 +9,9 @@ The gateway's supervisor starts it as `python -m media_server.gateway.worker --f
   not show API keys to other processes), then stays open: end of file means the
   gateway stopped this worker, or died, and the worker exits either way.
 
-Each connection carries one request: `synthesize` (a stream, until it ends
-or the gateway hangs up), `stats` (the engine's snapshot and the observer
+Each connection carries one request: `synthesize` (a request the gateway's
+engine front has checked, with its voice and language resolved; a stream,
+until it ends or the gateway hangs up), `stats` (the engine's snapshot and the observer
 events since the last poll), `hello` (the voices), `create_voice` (followed by
 the reference audio) or `delete_voice` (both answered with the new voice
 list). A refusal is answered with an error frame.
@@ -28,9 +29,9 @@ import sys
 from dataclasses import asdict, replace
 
 from media_server.config import Settings
-from media_server.engine.client import ChunkStream, EngineClient
+from media_server.engine.core import LocalCore, LocalStream
 from media_server.engine.types import SynthesisRequest
-from media_server.errors import ConfigError, MediaServerError
+from media_server.errors import ConfigError, MediaServerError, UnknownVoice
 from media_server.gateway.events import EventBuffer
 from media_server.gateway.wire import (
     AUDIO,
@@ -54,7 +55,7 @@ log = logging.getLogger("media_server.gateway.worker")
 class Worker:
     """Answers the gateway's connections from one engine."""
 
-    def __init__(self, engine: EngineClient, events: EventBuffer) -> None:
+    def __init__(self, engine: LocalCore, events: EventBuffer) -> None:
         self._engine = engine
         self._events = events
         self._connections: set[asyncio.Task[None]] = set()
@@ -107,7 +108,10 @@ class Worker:
     async def _synthesize(
         self, request: SynthesisRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        stream = self._engine.stream(request)
+        voice = next((voice for voice in self._engine.voices() if voice.id == request.voice), None)
+        if voice is None:
+            raise UnknownVoice(f"voice: {request.voice!r} is not a voice of this worker")
+        stream = self._engine.submit(request, voice, request.language)
         # Leaving this block closes the engine stream: its slot frees at the engine's next step.
         async with stream:
             pump = asyncio.create_task(_pump(stream, writer), name=f"pump-{request.id}")
@@ -128,7 +132,7 @@ class Worker:
         await asyncio.gather(*self._connections, return_exceptions=True)
 
 
-async def _pump(stream: ChunkStream, writer: asyncio.StreamWriter) -> None:
+async def _pump(stream: LocalStream, writer: asyncio.StreamWriter) -> None:
     """The stream's header (after its first step), audio frames and end; or its error."""
     try:
         await stream.wait_ready()
@@ -154,7 +158,7 @@ async def _until_stdin_closes() -> None:
 
 async def serve(settings: Settings, listening: socket.socket) -> None:
     """Load the model, then answer connections on `listening` until stdin closes."""
-    engine = EngineClient(replace(settings, preload_model=True, idle_timeout=0.0))
+    engine = LocalCore(replace(settings, preload_model=True, idle_timeout=0.0))
     events = EventBuffer()
     engine.observe(events)
     worker = Worker(engine, events)

@@ -13,7 +13,8 @@ import pytest_asyncio
 from media_server.audio.constants import FRAME_SAMPLES
 from media_server.audio.playout import FADE_SAMPLES, PlayoutBuffer
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
+from media_server.engine.core import LocalCore
+from media_server.engine.front import EngineFront
 from media_server.engine.types import Priority, SynthesisRequest
 from media_server.errors import Busy, InvalidRequest, TextTooLong, UnknownVoice, UnsupportedLanguage
 
@@ -28,17 +29,16 @@ LONG_TEXT = " ".join(
 
 
 @pytest_asyncio.fixture
-async def engine() -> AsyncIterator[EngineClient]:
-    client = EngineClient(
-        Settings(engine_workers=1, max_queue=2, max_batch_queue=2, max_text_chars=500, engine_max_outstanding=3)
-    )
+async def engine() -> AsyncIterator[EngineFront]:
+    settings = Settings(engine_workers=1, max_queue=2, max_batch_queue=2, max_text_chars=500, engine_max_outstanding=3)
+    client = EngineFront(LocalCore(settings), settings)
     await client.start()
     yield client
     await client.stop()
 
 
 @pytest.mark.asyncio
-async def test_first_chunk_arrives_long_before_the_last(engine: EngineClient) -> None:
+async def test_first_chunk_arrives_long_before_the_last(engine: EngineFront) -> None:
     arrivals: list[float] = []
     async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
         async for chunk in chunks:
@@ -50,7 +50,7 @@ async def test_first_chunk_arrives_long_before_the_last(engine: EngineClient) ->
 
 
 @pytest.mark.asyncio
-async def test_realtime_requests_overtake_batch_work(engine: EngineClient) -> None:
+async def test_realtime_requests_overtake_batch_work(engine: EngineFront) -> None:
     order: list[str] = []
 
     async def consume(request: SynthesisRequest) -> None:
@@ -72,7 +72,7 @@ async def test_realtime_requests_overtake_batch_work(engine: EngineClient) -> No
 
 
 @pytest.mark.asyncio
-async def test_leaving_the_stream_frees_the_slot_at_the_next_step(engine: EngineClient) -> None:
+async def test_leaving_the_stream_frees_the_slot_at_the_next_step(engine: EngineFront) -> None:
     async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
         await anext(chunks)
     # The engine publishes snapshots, not events: poll the snapshot for at most one step.
@@ -84,7 +84,7 @@ async def test_leaving_the_stream_frees_the_slot_at_the_next_step(engine: Engine
 
 
 @pytest.mark.asyncio
-async def test_a_reader_that_falls_behind_parks_its_job(engine: EngineClient) -> None:
+async def test_a_reader_that_falls_behind_parks_its_job(engine: EngineFront) -> None:
     many_sentences = " ".join(f"This is sentence number {n}." for n in range(12))
     async with engine.stream(SynthesisRequest(text=many_sentences)) as chunks:
         async with asyncio.timeout(5):
@@ -99,7 +99,7 @@ async def test_a_reader_that_falls_behind_parks_its_job(engine: EngineClient) ->
 
 
 @pytest.mark.asyncio
-async def test_a_full_queue_refuses_at_once(engine: EngineClient) -> None:
+async def test_a_full_queue_refuses_at_once(engine: EngineFront) -> None:
     first = engine.stream(SynthesisRequest(text=LONG_TEXT))
     second = engine.stream(SynthesisRequest(text=LONG_TEXT))
     with pytest.raises(Busy):
@@ -110,7 +110,7 @@ async def test_a_full_queue_refuses_at_once(engine: EngineClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_bad_requests_are_refused_with_the_field_named(engine: EngineClient) -> None:
+async def test_bad_requests_are_refused_with_the_field_named(engine: EngineFront) -> None:
     with pytest.raises(InvalidRequest, match="text"):
         engine.stream(SynthesisRequest(text="   "))
     with pytest.raises(TextTooLong, match="500"):
@@ -123,7 +123,7 @@ async def test_bad_requests_are_refused_with_the_field_named(engine: EngineClien
 
 
 @pytest.mark.asyncio
-async def test_speed_changes_duration(engine: EngineClient) -> None:
+async def test_speed_changes_duration(engine: EngineFront) -> None:
     async def duration(speed: float) -> float:
         async with engine.stream(SynthesisRequest(text="A sentence of moderate length.", speed=speed)) as chunks:
             return sum([chunk.duration_s async for chunk in chunks])
@@ -133,7 +133,7 @@ async def test_speed_changes_duration(engine: EngineClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_cache_hit_replays_identical_audio_without_the_backend(engine: EngineClient) -> None:
+async def test_a_cache_hit_replays_identical_audio_without_the_backend(engine: EngineFront) -> None:
     async def synthesize() -> list[bytes]:
         async with engine.stream(SynthesisRequest(text="Cache me if you can. Twice.")) as chunks:
             return [chunk.pcm.tobytes() async for chunk in chunks]
@@ -147,7 +147,7 @@ async def test_a_cache_hit_replays_identical_audio_without_the_backend(engine: E
 
 
 @pytest.mark.asyncio
-async def test_language_is_detected_and_a_foreign_text_is_refused(engine: EngineClient) -> None:
+async def test_language_is_detected_and_a_foreign_text_is_refused(engine: EngineFront) -> None:
     async with engine.stream(SynthesisRequest(text="This is plainly an English sentence.")) as chunks:
         assert chunks.language == "en"
     with pytest.raises(UnsupportedLanguage, match="language"):
@@ -157,7 +157,7 @@ async def test_language_is_detected_and_a_foreign_text_is_refused(engine: Engine
 
 
 @pytest.mark.asyncio
-async def test_numbers_are_read_out(engine: EngineClient) -> None:
+async def test_numbers_are_read_out(engine: EngineFront) -> None:
     async def seconds(text: str) -> float:
         async with engine.stream(SynthesisRequest(text=text)) as chunks:
             return sum([chunk.duration_s async for chunk in chunks])
@@ -171,7 +171,7 @@ def largest_jump(pcm: np.ndarray) -> int:
 
 
 @pytest.mark.asyncio
-async def test_chunk_joins_do_not_click_and_speech_starts_at_once(engine: EngineClient) -> None:
+async def test_chunk_joins_do_not_click_and_speech_starts_at_once(engine: EngineFront) -> None:
     async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
         pieces = [chunk.pcm async for chunk in chunks]
     audio = np.concatenate(pieces)
@@ -188,7 +188,7 @@ async def test_chunk_joins_do_not_click_and_speech_starts_at_once(engine: Engine
 
 
 @pytest.mark.asyncio
-async def test_a_cancel_mid_word_fades_out_instead_of_clicking(engine: EngineClient) -> None:
+async def test_a_cancel_mid_word_fades_out_instead_of_clicking(engine: EngineFront) -> None:
     async with engine.stream(SynthesisRequest(text="Absolutely wonderful.")) as chunks:
         speech = np.concatenate([chunk.pcm async for chunk in chunks])
     frame_ends = np.abs(speech[FRAME_SAMPLES - 1 :: FRAME_SAMPLES].astype(np.int32))

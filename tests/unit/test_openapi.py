@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from media_server.api.openapi import document
-from media_server.app import build_app
+from media_server.app import build_app, build_engine
 from media_server.config import Settings
 
 
 def test_every_route_is_described() -> None:
-    app = build_app(Settings())
+    app = build_app(Settings(), build_engine(Settings()))
     registered = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

@@ -1,4 +1,4 @@
-"""The qwen backend behind the real EngineClient and scheduler."""
+"""The qwen backend behind the real EngineFront and scheduler."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import pytest_asyncio
 pytest.importorskip("qwen_tts")
 
 from media_server.config import Settings
-from media_server.engine.client import EngineClient
+from media_server.engine.core import LocalCore
+from media_server.engine.front import EngineFront
 from media_server.engine.types import Priority, SamplingParams, SynthesisRequest
 
 
 @pytest_asyncio.fixture
-async def engine(base_model: Path, tmp_path: Path) -> AsyncIterator[EngineClient]:
+async def engine(base_model: Path, tmp_path: Path) -> AsyncIterator[EngineFront]:
     settings = Settings(
         tts_backend="qwen",
         qwen_model=str(base_model),
@@ -27,14 +28,14 @@ async def engine(base_model: Path, tmp_path: Path) -> AsyncIterator[EngineClient
         engine_workers=1,
         voice_cache_dir=str(tmp_path / "voices"),
     )
-    client = EngineClient(settings)
+    client = EngineFront(LocalCore(settings), settings)
     await client.start()
     yield client
     await client.stop()
 
 
 @pytest.mark.asyncio
-async def test_the_engine_streams_qwen_audio(engine: EngineClient) -> None:
+async def test_the_engine_streams_qwen_audio(engine: EngineFront) -> None:
     [voice] = engine.voices()
     assert (voice.id, voice.sample_rate) == ("default", 24000)
     request = SynthesisRequest(text="Hello there. How are you?", priority=Priority.REALTIME)
@@ -46,7 +47,7 @@ async def test_the_engine_streams_qwen_audio(engine: EngineClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_concurrent_streams_share_batches_and_leaving_frees_the_slot(engine: EngineClient) -> None:
+async def test_concurrent_streams_share_batches_and_leaving_frees_the_slot(engine: EngineFront) -> None:
     async def speak(seed: int) -> int:
         request = SynthesisRequest(text="Hello there. How are you?", sampling=SamplingParams(seed=seed))
         async with engine.stream(request) as chunks:
