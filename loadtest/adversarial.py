@@ -15,7 +15,7 @@ For the run's duration, at once:
 Meanwhile the server's resident memory is sampled every second, and every HTTP status is counted
 by route, by the clients and by the server itself (`/metrics`). The run passes when no answer was a
 5xx (a 503 `busy`, refusing work beyond the admission queue, is the design's answer to a flood and
-is counted apart), the live sessions had no underrun by the server's count, the server's memory
+is counted apart) or a body cut short, the live sessions had no underrun by the server's count, the server's memory
 grew by less than `max_rss_growth_mib` over its start, and the server still answers `/healthz`.
 """
 
@@ -223,7 +223,7 @@ def judge(
     """Why the run failed (nothing when it passed)."""
     failures = []
     if errors := server_errors(client_statuses):
-        failures.append(f"{errors} answers were 5xx (other than 503 busy)")
+        failures.append(f"{errors} answers were 5xx (other than 503 busy) or bodies cut short")
     if errors := _server_side_errors(server_statuses):
         failures.append(f"the server counted {errors} answers 5xx other than 503")
     if live_error is not None:

@@ -1,9 +1,11 @@
 """Every HTTP answer the adversarial clients got, counted by route and status, and the 5xx kept in full.
 
 A status is counted as its number ("101", "400"), "no answer" when the connection failed or was
-cut before a status came back, and a 5xx with its error code ("503 busy"). A 503 `busy` is the
-server refusing work beyond its admission queue, with `Retry-After`, as the design asks; any other
-5xx is a server error, and the first few are kept with their message so they can be reproduced.
+cut before a status came back, a 5xx with its error code ("503 busy"), and a body that broke off
+after its status as "cut short" ("200 cut short": the server ends a stream that way when its
+synthesis fails). A 503 `busy` is the server refusing work beyond its admission queue, with
+`Retry-After`, as the design asks; any other 5xx, and a body cut short, is a server error, and the
+first few are kept with their message so they can be reproduced.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import aiohttp
 
 NO_ANSWER = "no answer"
+CUT_SHORT = "cut short"
 ADMISSION_REFUSALS = ("503 busy",)
 """5xx answers that are the server refusing work it has no room for, not failing at it."""
 KEPT_ERRORS = 20
@@ -46,19 +49,25 @@ class ServerError:
 def status_key(status: int, code: str | None = None) -> str:
     if status == 0:
         return NO_ANSWER
-    return f"{status} {code}" if status >= 500 and code else str(status)
+    return f"{status} {code}" if code and (status >= 500 or code == CUT_SHORT) else str(status)
 
 
 def status_class(key: str) -> str:
-    """ "2xx", "4xx", "5xx"..., `NO_ANSWER`, or "503 busy" (an admission refusal) for a `status_key`."""
+    """The class of a `status_key`: `2xx`, `4xx`, `5xx`..., `NO_ANSWER`, `CUT_SHORT`, or an admission refusal."""
     if key == NO_ANSWER or key in ADMISSION_REFUSALS:
         return key
+    if key.endswith(CUT_SHORT):
+        return CUT_SHORT
     return f"{key[0]}xx"
 
 
+FAILURES = ("5xx", CUT_SHORT)
+
+
 def server_errors(statuses: Mapping[str, Mapping[str, int]]) -> int:
-    """How many answers in `statuses` (route -> status key -> count) were 5xx other than admission refusals."""
-    return sum(n for counts in statuses.values() for key, n in counts.items() if status_class(key) == "5xx")
+    """How many answers in `statuses` (route -> status key -> count) were 5xx other than admission refusals,
+    or bodies cut short."""
+    return sum(n for counts in statuses.values() for key, n in counts.items() if status_class(key) in FAILURES)
 
 
 class StatusTally:
@@ -72,7 +81,7 @@ class StatusTally:
         """Count `answer` under `route`; `what` says which request it was, for a 5xx's report. Returns its key."""
         key = status_key(answer.status, answer.code)
         self.by_route.setdefault(route, Counter())[key] += 1
-        if status_class(key) == "5xx" and len(self.errors) < KEPT_ERRORS:
+        if status_class(key) in FAILURES and len(self.errors) < KEPT_ERRORS:
             self.errors.append(ServerError(route, what, answer.status, answer.code, message))
         return key
 
@@ -98,8 +107,11 @@ async def read_answer(resp: aiohttp.ClientResponse) -> tuple[Answer, str | None]
     """The answer of `resp`, its body read to the end (an error body as JSON), and an error's message."""
     if resp.status < 400:
         size = 0
-        async for data in resp.content.iter_any():
-            size += len(data)
+        try:
+            async for data in resp.content.iter_any():
+                size += len(data)
+        except aiohttp.ClientPayloadError as exc:
+            return Answer(resp.status, CUT_SHORT, body_bytes=size), f"after {size} bytes: {exc}"
         return Answer(resp.status, body_bytes=size), None
     raw = await resp.read()
     code: str | None = None

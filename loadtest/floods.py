@@ -98,7 +98,7 @@ class SocketFlood:
             try:
                 await self._talk(index, ws, stop)
                 self._open_at_end += 1
-            except ConnectionError:
+            except OSError:  # ConnectionResetError, BrokenPipeError: the server dropped the connection
                 self._disconnects += 1
                 self._lasted.append(time.monotonic() - ws.connected_at)
                 await pause(stop, RECONNECT_PAUSE_S)

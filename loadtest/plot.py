@@ -160,7 +160,7 @@ def _live_cdf(ax: Axes, runs: Sequence[Item]) -> None:
     ax.set_title("live sessions' TTFA under attack, CDF")
 
 
-CLASS_COLORS = ("tab:grey", "tab:green", "tab:orange", "tab:blue", "tab:red", "black")
+CLASS_COLORS = ("tab:grey", "tab:green", "tab:orange", "tab:blue", "tab:red", "tab:purple", "black")
 
 
 def _answers(ax: Axes, run: Item) -> None:

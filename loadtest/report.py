@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from loadtest.answers import ADMISSION_REFUSALS, NO_ANSWER, status_class
+from loadtest.answers import ADMISSION_REFUSALS, CUT_SHORT, FAILURES, NO_ANSWER, status_class
 from loadtest.results import Document, http_phases, rtc_levels
 
 PROFILE_TOP = 8
@@ -186,7 +186,7 @@ def _attack_rows(run: Row) -> list[tuple[str, str, str]]:
     ]
 
 
-STATUS_CLASSES = ("1xx", "2xx", "4xx", *ADMISSION_REFUSALS, "5xx", NO_ANSWER)
+STATUS_CLASSES = ("1xx", "2xx", "4xx", *ADMISSION_REFUSALS, "5xx", CUT_SHORT, NO_ANSWER)
 
 
 def _status_rows(run: Row) -> list[tuple[str, ...]]:
@@ -217,7 +217,7 @@ def adversarial_report(doc: Document) -> str:
         )
     )
     statuses = run["client_statuses"]
-    fives = sum(n for counts in statuses.values() for k, n in counts.items() if status_class(k) == "5xx")
+    fives = sum(n for counts in statuses.values() for k, n in counts.items() if status_class(k) in FAILURES)
     busy = sum(n for counts in statuses.values() for k, n in counts.items() if k in ADMISSION_REFUSALS)
     if live is None:
         live_cells = [str(config["sessions"]), run["live_error"] or "-", "-", "-", "-"]
@@ -239,7 +239,7 @@ def adversarial_report(doc: Document) -> str:
         "client TTFA p50 / p95 (-80 ms)",
         "underruns (utt. / sessions / server)",
         "server RSS MiB start / max / end",
-        "5xx (not busy)",
+        "5xx (not busy) or cut short",
         "503 busy",
         "server alive after",
     )

@@ -15,7 +15,7 @@ import pytest
 
 from loadtest.__main__ import main
 from loadtest.adversarial import AdversarialConfig, Memory, judge
-from loadtest.answers import NO_ANSWER, server_errors, status_class, status_key
+from loadtest.answers import CUT_SHORT, NO_ANSWER, server_errors, status_class, status_key
 from loadtest.hostile_input import (
     MESSAGE_DEPTH,
     OVERSIZE_MESSAGE,
@@ -33,12 +33,14 @@ SHORT_DEADLINES = ["--env", "BODY_TIMEOUT=2", "--env", "SEND_TIMEOUT=2"]
 NO_WAITING = ["--quiet-wait", "0", "--retries", "0"]
 
 
-def test_only_admission_refusals_are_5xx_that_pass() -> None:
+def test_only_admission_refusals_are_5xx_that_pass_and_a_body_cut_short_fails() -> None:
     assert status_key(503, "busy") == "503 busy" and status_class("503 busy") == "503 busy"
     assert status_class(status_key(503, "too_many_peers")) == "5xx"
     assert status_class(status_key(500)) == "5xx" and status_class(status_key(400, "invalid_request")) == "4xx"
     assert status_class(status_key(0)) == NO_ANSWER
+    assert status_class(status_key(200, CUT_SHORT)) == CUT_SHORT
     assert server_errors({"/tts": {"200": 5, "503 busy": 9}, "/rtc/offer": {"500": 1, "502 x": 2}}) == 3
+    assert server_errors({"/v1/audio/speech": {"200": 5, status_key(200, CUT_SHORT): 1}}) == 1
 
 
 def test_the_verdict_names_every_failure() -> None:
