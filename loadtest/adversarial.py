@@ -133,7 +133,8 @@ class _MemorySampler:
             return
         with contextlib.suppress(psutil.Error):
             rss = self._process.memory_info().rss / MIB
-            self.samples.append((round(time.monotonic() - self._started, 1), round(rss, 1)))
+            if rss > 0:  # a process that has died but not been reaped reads 0
+                self.samples.append((round(time.monotonic() - self._started, 1), round(rss, 1)))
 
     async def _run(self) -> None:
         while True:

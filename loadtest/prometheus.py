@@ -1,6 +1,7 @@
 """What the server says about itself on `GET /metrics` (issue 6), read before and after a load level:
 its underrun counters, and its latency histograms (time to first audio, queue wait, step time,
-chunk gaps, track lag), which break the client's figures down into where the time went.
+chunk gaps, track lag), which break the client's figures down into where the time went; and its
+count of HTTP answers by route and status, which the adversarial run checks for 5xx.
 
 Counters and histograms are cumulative, so a level's share is the difference of two scrapes.
 Quantiles of a histogram are estimated as Prometheus' `histogram_quantile` does: linearly within
