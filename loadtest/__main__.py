@@ -1,10 +1,11 @@
-"""Command line: `python -m loadtest rtc | http | capacity | plot | report`.
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | plot | report`.
 
-`rtc`, `http` and `capacity` load a server. `--url` targets a running one (its CPU is measured
+`rtc`, `http`, `capacity` and `adversarial` load a server. `--url` targets a running one (its CPU is measured
 when its process can be found by its port, or is given with `--server-pid`); otherwise a server
 is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE` settings,
 its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same name
-into `--out` and prints its figures as Markdown tables.
+into `--out` and prints its figures as Markdown tables. `adversarial` exits with 1 when the server
+failed it (see `loadtest.adversarial`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from loadtest import results
+from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adversarial
 from loadtest.baseline import start_piper_server
 from loadtest.capacity import Criteria, search
 from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped, merge, probe, run_phase
@@ -45,6 +47,7 @@ examples:
   python -m loadtest capacity --start 8 --step 8
   python -m loadtest http --baseline --concurrency 1 4 --rounds 3 --duration 30
   python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
+  python -m loadtest adversarial --duration 120 --sessions 8
   python -m loadtest report loadtest/results/*.json
   python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
 """
@@ -125,6 +128,27 @@ def _parser() -> argparse.ArgumentParser:
         help="interleave the routes in this many slices of the duration each, so a noisy machine "
         "weighs on every route alike (default: 1)",
     )
+
+    adversarial = commands.add_parser(
+        "adversarial", parents=[common, swarm], help="live sessions while hostile clients attack"
+    )
+    defaults = AdversarialConfig()
+    adversarial.add_argument("--duration", type=float, default=defaults.duration_s, help="seconds (default: 120)")
+    adversarial.add_argument("--sessions", type=int, default=defaults.sessions, help="live WebRTC sessions")
+    adversarial.add_argument(
+        "--max-rss-growth",
+        type=float,
+        default=defaults.max_rss_growth_mib,
+        metavar="MIB",
+        help="fail when the server's memory grows more than this over its start (default: %(default)s)",
+    )
+    adversarial.add_argument(
+        "--batch-loops", type=int, default=defaults.batch_loops, help="concurrent /v1/audio/speech loops"
+    )
+    adversarial.add_argument(
+        "--non-readers", type=int, default=defaults.non_readers, help="non-reading /ws/tts clients"
+    )
+    adversarial.add_argument("--slow-bodies", type=int, default=defaults.slow_bodies, help="clients trickling a body")
 
     plot_cmd = commands.add_parser("plot", help="draw results files into one PNG")
     plot_cmd.add_argument("files", type=Path, nargs="+")
@@ -275,10 +299,54 @@ async def _http(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     }
 
 
+def _adversarial_line(result: AdversarialResult) -> str:
+    verdict = "pass" if result.passed else "FAIL (" + "; ".join(result.failures) + ")"
+    parts = [f"adversarial: {verdict}"]
+    if result.live is not None:
+        s = result.live.summary
+        ttfa = f"p50 {s.server_ttfa.p50:.0f} p95 {s.server_ttfa.p95:.0f} ms" if s.server_ttfa else "none"
+        server = "n/a" if s.server_underruns is None else f"{s.server_underruns.gaps:.0f}"
+        parts.append(
+            f"{result.live.peers} live sessions: {s.completed}/{s.utterances} done, server TTFA {ttfa}, "
+            f"underruns {s.underrun_utterances} (server {server})"
+        )
+    rss = result.server_rss
+    if rss.start_mib is not None:
+        parts.append(f"server RSS {rss.start_mib:.0f} -> max {rss.max_mib:.0f} -> end {rss.end_mib:.0f} MiB")
+    batch = ", ".join(f"{status}: {n}" for status, n in result.batch.statuses.items())
+    parts.append(f"batch {batch or 'none'}")
+    parts.append(
+        f"non-readers dropped {result.non_readers.disconnects}, telephony dropped {result.telephony.disconnects}"
+    )
+    return "; ".join(parts)
+
+
+async def _adversarial(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    if target.profile_dir is not None:
+        raise SystemExit("adversarial: --profile is not supported (profile a level of `rtc` instead)")
+    config = AdversarialConfig(
+        duration_s=args.duration,
+        sessions=args.sessions,
+        max_rss_growth_mib=args.max_rss_growth,
+        non_readers=args.non_readers,
+        slow_bodies=args.slow_bodies,
+        batch_loops=args.batch_loops,
+        pause_s=(args.pause[0], args.pause[1]),
+        seed=args.seed,
+        voice=args.voice,
+    )
+    if target.quiet_wait_s > 0 and not await wait_for_quiet(target.quiet_wait_s):
+        _log(f"adversarial: the machine is still busy after {target.quiet_wait_s:.0f} s; attacking anyway")
+    result = await run_adversarial(target.url, config, target.pids)
+    _log(_adversarial_line(result))
+    return dataclasses.asdict(result)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, dict[str, Any]]]] = {
     "rtc": _rtc,
     "capacity": _capacity,
     "http": _http,
+    "adversarial": _adversarial,
 }
 
 
@@ -332,7 +400,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     figure = plot([doc], path.with_suffix(".png"))
     print(render([doc]))
     _log(f"wrote {path} and {figure}")
-    return 0
+    return 1 if command == "adversarial" and not body["passed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """The results as one PNG, from any mix of results documents: WebRTC TTFA and HTTP TTFB as CDFs per
 route, sessions vs TTFA, sessions vs stretch, the server's own latency breakdown by sessions, and
-HTTP throughput beside the piper baseline."""
+HTTP throughput beside the piper baseline. Adversarial runs have a figure of their own (the server's
+memory over the run, the live sessions' TTFA, the answers by route), drawn when they are all the
+documents given; among other documents they are left out."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-from loadtest.report import SERVER_SERIES
+from loadtest.answers import status_class
+from loadtest.report import SERVER_SERIES, STATUS_CLASSES
 from loadtest.results import Document, http_phases, rtc_levels
 from loadtest.utterance import UNDERRUN_TOLERANCE_MS
 
@@ -134,8 +137,73 @@ def _throughput(ax: Axes, phases: Sequence[Item]) -> None:
     ax.set_title("HTTP throughput (grey: piper baseline)")
 
 
+def _memory(ax: Axes, runs: Sequence[Item]) -> None:
+    for index, run in enumerate(runs, 1):
+        samples = run["server_rss"]["samples"]
+        if samples:
+            ax.plot([t for t, _ in samples], [mib for _, mib in samples], label=f"run {index}: server RSS")
+            start = run["server_rss"]["start_mib"]
+            bound = start + run["config"]["max_rss_growth_mib"]
+            ax.axhline(bound, color="red", linewidth=0.8, linestyle="--", label=f"run {index}: start + bound")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("MiB")
+    ax.set_title("server memory under attack")
+
+
+def _live_cdf(ax: Axes, runs: Sequence[Item]) -> None:
+    for index, run in enumerate(runs, 1):
+        live = run["live"]
+        if live is not None:
+            _cdf(ax, _values(live["utterances"], "server_ttfa_ms"), f"run {index}: server")
+            _cdf(ax, _values(live["utterances"], "client_ttfa_corrected_ms"), f"run {index}: client - 80 ms", "--")
+    _log_ms_axis(ax, "time to first audio (ms, log)")
+    ax.set_title("live sessions' TTFA under attack, CDF")
+
+
+CLASS_COLORS = ("tab:grey", "tab:green", "tab:orange", "tab:blue", "tab:red", "tab:purple", "black")
+
+
+def _answers(ax: Axes, run: Item) -> None:
+    statuses = run["client_statuses"]
+    routes = sorted(statuses)
+    totals = np.array([sum(statuses[route].values()) for route in routes], dtype=float)
+    left = np.zeros(len(routes))
+    for name, color in zip(STATUS_CLASSES, CLASS_COLORS, strict=True):
+        counts = np.array(
+            [sum(n for key, n in statuses[route].items() if status_class(key) == name) for route in routes], dtype=float
+        )
+        if counts.any():
+            ax.barh(range(len(routes)), counts / totals, left=left, label=name, color=color)
+            left += counts / totals
+    labels = [f"{route} (n={total:.0f})" for route, total in zip(routes, totals, strict=True)]
+    ax.set_yticks(range(len(routes)), labels, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the route's answers")
+    ax.set_title("answers by route and class (last run)")
+
+
+def _plot_adversarial(runs: Sequence[Item], path: Path, title: str) -> Path:
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    _memory(axes[0], runs)
+    _live_cdf(axes[1], runs)
+    _answers(axes[2], runs[-1])
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=64)
+    plt.close(fig)
+    return path
+
+
 def plot(docs: Sequence[Document], path: Path) -> Path:
     """Draw every panel the documents have data for into `path`."""
+    machine = docs[0]["machine"] if docs else {}
+    if docs and all(doc["kind"] == "adversarial" for doc in docs):
+        title = f"media-server adversarial run, {machine.get('logical_cpus')} CPUs, {machine.get('date')}"
+        return _plot_adversarial([doc["adversarial"] for doc in docs], path, title)
     levels = [level for level in rtc_levels(docs) if level["mode"] == "conversation"]
     phases = http_phases(docs)
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
@@ -155,7 +223,6 @@ def plot(docs: Sequence[Document], path: Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
-    machine = docs[0]["machine"] if docs else {}
     fig.suptitle(f"media-server load test, {machine.get('logical_cpus')} CPUs, {machine.get('date')}")
     fig.tight_layout()
     fig.savefig(path, dpi=64)

@@ -1,6 +1,7 @@
 """What the server says about itself on `GET /metrics` (issue 6), read before and after a load level:
 its underrun counters, and its latency histograms (time to first audio, queue wait, step time,
-chunk gaps, track lag), which break the client's figures down into where the time went.
+chunk gaps, track lag), which break the client's figures down into where the time went; and its
+count of HTTP answers by route and status, which the adversarial run checks for 5xx.
 
 Counters and histograms are cumulative, so a level's share is the difference of two scrapes.
 Quantiles of a histogram are estimated as Prometheus' `histogram_quantile` does: linearly within
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 import aiohttp
 
 GAPS = "media_server_underruns_total"
+REQUESTS = "media_server_http_requests_total"
 SILENCE = "media_server_underrun_seconds_total"
 HISTOGRAM_PREFIX = "media_server_"
 # A sample line of the Prometheus text format: name, optional {labels}, value.
-SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)", re.MULTILINE)
+# A label value may hold braces (`route="/rtc/sessions/{session_id}"`), so quoted values are skipped whole.
+SAMPLE = re.compile(r'^([a-zA-Z_:][\w:]*)(?:\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\})?\s+(\S+)', re.MULTILINE)
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -138,5 +141,39 @@ async def scrape(http: aiohttp.ClientSession, base_url: str) -> Scrape | None:
             if resp.status != 200:
                 return None
             return parse(await resp.text())
+    except aiohttp.ClientError:
+        return None
+
+
+def http_statuses(exposition: str) -> dict[str, dict[str, int]]:
+    """The server's count of HTTP answers: route -> status -> requests, from `media_server_http_requests_total`."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, raw_labels, raw_value in SAMPLE.findall(exposition):
+        if name == REQUESTS:
+            labels = dict(LABEL.findall(raw_labels))
+            by_status = counts.setdefault(labels.get("route", "?"), {})
+            status = labels.get("status", "?")
+            by_status[status] = by_status.get(status, 0) + round(float(raw_value))
+    return counts
+
+
+def status_changes(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The answers counted between two `http_statuses` readings (routes and statuses with none left out)."""
+    changes: dict[str, dict[str, int]] = {}
+    for route, statuses in after.items():
+        for status, count in statuses.items():
+            delta = count - before.get(route, {}).get(status, 0)
+            if delta:
+                changes.setdefault(route, {})[status] = delta
+    return changes
+
+
+async def scrape_statuses(http: aiohttp.ClientSession, base_url: str) -> dict[str, dict[str, int]] | None:
+    """The server's HTTP answer counts now (see `http_statuses`); None when it has no `/metrics`."""
+    try:
+        async with http.get(base_url + "/metrics") as resp:
+            if resp.status != 200:
+                return None
+            return http_statuses(await resp.text())
     except aiohttp.ClientError:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from loadtest.answers import ADMISSION_REFUSALS, CUT_SHORT, FAILURES, NO_ANSWER, status_class
 from loadtest.results import Document, http_phases, rtc_levels
 
 PROFILE_TOP = 8
@@ -128,6 +129,142 @@ def http_table(phases: Sequence[Row]) -> str:
     return _table(header, rows)
 
 
+def _counts(counts: Row) -> str:
+    return ", ".join(f"{key}: {n}" for key, n in counts.items()) or "-"
+
+
+def _seconds(dist: Row | None, what: str) -> str:
+    return "" if dist is None else f" ({what} p50 {dist['p50']:.0f} s, max {dist['max']:.0f} s)"
+
+
+def _flood(flood: Row) -> str:
+    return (
+        f"{flood['connections']} connections, {flood['messages_sent']} messages; "
+        f"{flood['disconnects']} dropped by the server{_seconds(flood['seconds_to_disconnect'], 'after')}; "
+        f"{flood['open_at_end']} open at the end"
+    )
+
+
+def _attack_rows(run: Row) -> list[tuple[str, str, str]]:
+    config, probe, slow, offers, batch = (
+        run["config"],
+        run["rate_probe"],
+        run["slow_bodies"],
+        run["candidates"],
+        run["batch"],
+    )
+    offer_kinds = "; ".join(f"{kind}: {_counts(counts)}" for kind, counts in offers["offers"].items())
+    return [
+        (f"non-reading `{run['non_readers']['path']}`", str(config["non_readers"]), _flood(run["non_readers"])),
+        (
+            f"non-reading `{run['telephony']['path']}` flood",
+            str(config["telephony_flooders"]),
+            _flood(run["telephony"]),
+        ),
+        (
+            "reading telephony flood",
+            "1",
+            f"{probe['messages_sent']} messages, {probe['rate_limited_events']} `rate_limited` events, "
+            f"{probe['disconnects']} dropped",
+        ),
+        (
+            "malformed JSON",
+            "1",
+            f"{run['malformed']['rounds']} rounds (each payload, by where it went, below)",
+        ),
+        (
+            f"slow `/tts` bodies (a byte every {slow['byte_every_s']:g} s)",
+            str(slow["clients"]),
+            _counts(slow["outcomes"]) + _seconds(slow["held_s"], "held"),
+        ),
+        ("candidate-heavy offers", "1", f"{offer_kinds}; hang-ups: {_counts(offers['hang_ups'])}"),
+        (
+            "batch flood `/v1/audio/speech`",
+            str(batch["loops"]),
+            f"{_counts(batch['statuses'])}; {batch['audio_s']:.0f} s of audio, {batch['answers_per_s']:.1f} answers/s",
+        ),
+    ]
+
+
+STATUS_CLASSES = ("1xx", "2xx", "4xx", *ADMISSION_REFUSALS, "5xx", CUT_SHORT, NO_ANSWER)
+
+
+def _status_rows(run: Row) -> list[tuple[str, ...]]:
+    server = run["server_statuses"] or {}
+    rows = []
+    for route in sorted(set(run["client_statuses"]) | set(server)):
+        classes = dict.fromkeys(STATUS_CLASSES, 0)
+        for key, n in run["client_statuses"].get(route, {}).items():
+            name = status_class(key)
+            classes[name] = classes.get(name, 0) + n
+        seen = "n/a" if run["server_statuses"] is None else _counts(server.get(route, {}))
+        rows.append((f"`{route}`", *(str(n) for n in classes.values()), seen))
+    return rows
+
+
+def adversarial_report(doc: Document) -> str:
+    """The adversarial run of `doc`: its verdict, the live sessions, each attack, and every answer by route."""
+    run = doc["adversarial"]
+    verdict = "**pass**" if run["passed"] else "**fail**: " + "; ".join(run["failures"])
+    config, rss, live = run["config"], run["server_rss"], run["live"]
+    parts = [f"Adversarial run, {run['duration_s']:.0f} s: {verdict}"]
+    rss_cell = (
+        "-"
+        if rss["start_mib"] is None
+        else (
+            f"{rss['start_mib']:.0f} / {rss['max_mib']:.0f} / {rss['end_mib']:.0f} "
+            f"(+{rss['growth_mib']:.0f}, bound {config['max_rss_growth_mib']:.0f})"
+        )
+    )
+    statuses = run["client_statuses"]
+    fives = sum(n for counts in statuses.values() for k, n in counts.items() if status_class(k) in FAILURES)
+    busy = sum(n for counts in statuses.values() for k, n in counts.items() if k in ADMISSION_REFUSALS)
+    if live is None:
+        live_cells = [str(config["sessions"]), run["live_error"] or "-", "-", "-", "-"]
+    else:
+        s = live["summary"]
+        server = s["server_underruns"]
+        live_cells = [
+            str(live["peers"]),
+            f"{s['completed']} / {s['utterances']}",
+            _pair(s, "server_ttfa"),
+            _pair(s, "client_ttfa_corrected"),
+            f"{s['underrun_utterances']} / {s['sessions_with_underruns']} / "
+            + ("n/a" if server is None else f"{server['gaps']:.0f}"),
+        ]
+    header = (
+        "live sessions",
+        "done / sent",
+        "server TTFA p50 / p95",
+        "client TTFA p50 / p95 (-80 ms)",
+        "underruns (utt. / sessions / server)",
+        "server RSS MiB start / max / end",
+        "5xx (not busy) or cut short",
+        "503 busy",
+        "server alive after",
+    )
+    parts.append(
+        _table(header, [(*live_cells, rss_cell, str(fives), str(busy), "yes" if run["server_alive"] else "no")])
+    )
+    parts.append(_table(("attack", "clients", "what the server did"), _attack_rows(run)))
+    malformed = run["malformed"]["outcomes"]
+    parts.append(
+        _table(("malformed JSON: where, payload", "answers"), [(what, _counts(c)) for what, c in malformed.items()])
+    )
+    by_route = ("route", *STATUS_CLASSES, "the server's own count")
+    parts.append("Every answer the attackers got, by route:\n\n" + _table(by_route, _status_rows(run)))
+    if run["server_errors"]:
+        parts.append(
+            "Server errors:\n"
+            + "\n".join(
+                f"- `{e['route']}` {e['what']}: {e['status']} {e['code']}: {e['message']}" for e in run["server_errors"]
+            )
+        )
+    if run["attack_errors"]:
+        parts.append("Attacks that stopped early:\n" + "\n".join(f"- {error}" for error in run["attack_errors"]))
+    return "\n\n".join(parts)
+
+
 def _profiles(items: Sequence[Row], label: str) -> list[str]:
     lines = []
     for item in items:
@@ -141,7 +278,7 @@ def _profiles(items: Sequence[Row], label: str) -> list[str]:
 
 
 def render(docs: Sequence[Document]) -> str:
-    """Tables of every WebRTC level, capacity search and HTTP phase in `docs`."""
+    """Tables of every WebRTC level, capacity search, HTTP phase and adversarial run in `docs`."""
     parts = []
     for doc in docs:
         machine = doc["machine"]
@@ -166,6 +303,7 @@ def render(docs: Sequence[Document]) -> str:
     skipped = [skip for doc in docs if doc["kind"] == "http" for skip in doc["http"]["skipped"]]
     if skipped:
         parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
+    parts.extend(adversarial_report(doc) for doc in docs if doc["kind"] == "adversarial")
     profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")
     if profiles:
         parts.append("Server profile (py-spy, share of samples):\n" + "\n".join(profiles))

@@ -1,4 +1,4 @@
-"""The harness's own parsing: the server's underrun counters and audio byte streams."""
+"""The harness's own parsing: the server's underrun counters, its answer counts, and audio byte streams."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import wave
 import pytest
 
 from loadtest.http_clients import AudioTally
-from loadtest.prometheus import ServerUnderruns, parse
+from loadtest.prometheus import ServerUnderruns, http_statuses, parse, status_changes
 
 EXPOSITION = """\
 # HELP media_server_underruns_total Gaps of silence inside an utterance.
@@ -33,6 +33,21 @@ def test_a_declared_counter_without_samples_is_zero_and_a_missing_one_is_none() 
     declared = "# TYPE media_server_underruns_total counter\n"
     assert parse(declared).underruns == ServerUnderruns(gaps=0.0, silence_s=0.0)
     assert parse("process_cpu_seconds_total 1.0\n").underruns is None
+
+
+def test_answer_counts_by_route_even_where_the_route_holds_braces() -> None:
+    def scrape(hung_up: int, refused: int) -> str:
+        return (
+            f'media_server_http_requests_total{{route="/rtc/sessions/{{session_id}}",status="200"}} {hung_up}.0\n'
+            f'media_server_http_requests_total{{route="/tts",status="400"}} {refused}.0\n'
+            'media_server_http_requests_created{route="/tts",status="400"} 1.7e9\n'
+            'media_server_underruns_total{route="webrtc"} 2.0\n'
+        )
+
+    before, after = http_statuses(scrape(1, 3)), http_statuses(scrape(4, 3))
+    assert before == {"/rtc/sessions/{session_id}": {"200": 1}, "/tts": {"400": 3}}
+    assert status_changes(before, after) == {"/rtc/sessions/{session_id}": {"200": 3}}
+    assert parse(scrape(1, 3)).underruns == ServerUnderruns(gaps=2.0, silence_s=0.0)
 
 
 def test_a_levels_histogram_share_and_its_quantiles() -> None:
