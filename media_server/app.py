@@ -85,8 +85,6 @@ def build_engine(settings: Settings) -> EngineFront:
         from media_server.gateway.remote import RemoteCore
 
         return EngineFront(RemoteCore(settings), settings)
-    if settings.mode != "standalone":
-        raise ConfigError(f"MODE={settings.mode!r}: expected standalone or gateway")
     from media_server.engine.core import LocalCore
 
     return EngineFront(LocalCore(settings), settings)

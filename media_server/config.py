@@ -15,6 +15,62 @@ from typing import Any
 
 from media_server.errors import ConfigError
 
+QWEN_MAX_CHUNK_FRAMES = 32
+"""The most codec frames one Qwen3-TTS decode call takes per sequence (and so one audio chunk)."""
+_FOREVER = float("inf")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "tts_backend": ("piper", "qwen"),
+    "mode": ("standalone", "gateway"),
+    "qwen_device": ("auto", "cpu", "cuda"),
+    "qwen_quant": ("none", "int8", "fp8"),
+}
+"""Every setting with a fixed set of values, checked when Settings is built (the one place)."""
+
+LIMITS: dict[str, tuple[float, float]] = {
+    "port": (0, 65535),
+    "qwen_max_batch": (1, 256),
+    "qwen_first_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
+    "qwen_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
+    "qwen_prefill_chunk": (1, _FOREVER),
+    "engine_workers": (1, 64),
+    "onnx_threads": (1, 64),
+    "step_budget_ms": (1, 10_000),
+    "max_queue": (1, _FOREVER),
+    "max_batch_queue": (1, _FOREVER),
+    "engine_max_outstanding": (1, _FOREVER),
+    "audio_cache_bytes": (0, _FOREVER),
+    "loudness_lufs": (-70, 0),
+    "ttfa_budget_ms": (0, _FOREVER),
+    "idle_timeout": (0, _FOREVER),
+    "shutdown_grace": (0, _FOREVER),
+    "max_text_chars": (1, 1_000_000),
+    "max_body_bytes": (1, _FOREVER),
+    "max_upload_bytes": (1, _FOREVER),
+    "body_timeout": (0, _FOREVER),
+    "first_segment_words": (1, 1000),
+    "max_peers": (1, _FOREVER),
+    "rtc_connect_timeout": (0.1, _FOREVER),
+    "rtc_idle_timeout": (0.1, _FOREVER),
+    "max_queued_utterances": (1, _FOREVER),
+    "max_message_bytes": (1, _FOREVER),
+    "rate_limit_per_minute": (0, _FOREVER),
+    "rate_limit_burst": (1, _FOREVER),
+    "max_sdp_bytes": (1, _FOREVER),
+    "rtc_max_remote_candidates": (1, _FOREVER),
+    "rtc_ice_checks_per_second": (0.1, _FOREVER),
+    "max_messages_per_second": (0, _FOREVER),
+    "max_unsent_bytes": (0, _FOREVER),
+    "send_timeout": (0, _FOREVER),
+    "max_peers_per_ip": (0, _FOREVER),
+    "turn_ttl": (1, _FOREVER),
+    "remote_audio_max_bytes": (1, _FOREVER),
+    "remote_audio_timeout": (0.1, _FOREVER),
+    "worker_stall_timeout": (0.1, _FOREVER),
+}
+"""Every numeric setting's range, checked when Settings is built."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -96,6 +152,16 @@ class Settings:
     mode: str = "standalone"
     worker_stall_timeout: float = 10.0
 
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{name.upper()}={value!r}: expected one of {', '.join(allowed)}")
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name.upper()}={value!r}: must be in [{low:g}, {high:g}]")
+
     @property
     def listens_on_loopback(self) -> bool:
         """True on a development machine: `HOST` is `localhost` or a loopback address."""
@@ -121,6 +187,8 @@ class Settings:
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
     try:
+        if name == "log_level":
+            return raw.strip().upper()
         if name == "openai_voice_map":
             table = json.loads(raw)
             if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):

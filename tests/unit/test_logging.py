@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from media_server.config import Settings
 from media_server.errors import ConfigError
 from media_server.observability.logging import (
     REQUEST_ID_HEADER,
@@ -133,8 +134,8 @@ def test_configure_logging_replaces_its_own_handler_and_sets_levels(restore_logg
     assert [line["message"] for line in lines(second)] == ["kept"]
     assert logging.getLogger().level == logging.WARNING
     assert logging.getLogger("aioice").level == logging.WARNING
-    with pytest.raises(ConfigError, match="LOG_LEVEL='loud'"):
-        configure_logging("loud", json=True)
+    with pytest.raises(ConfigError, match="LOG_LEVEL='LOUD'"):
+        Settings.from_env({"LOG_LEVEL": "loud"})
 
 
 def test_text_lines_carry_ids_and_fields(restore_logging: None) -> None:

@@ -6,17 +6,14 @@ from typing import Any
 
 from media_server.config import Settings
 from media_server.engine.backends.base import Backend
-from media_server.errors import ConfigError
 
 
 def create_backend(settings: Settings) -> Backend[Any]:
     """The backend named by `TTS_BACKEND`; heavy imports happen only for the chosen one."""
-    if settings.tts_backend == "piper":
-        from media_server.engine.backends.piper import PiperBackend
-
-        return PiperBackend(settings)
     if settings.tts_backend == "qwen":
         from media_server.engine.backends.qwen.backend import QwenBackend
 
         return QwenBackend(settings)
-    raise ConfigError(f"TTS_BACKEND={settings.tts_backend!r}: known backends are 'piper', 'qwen'")
+    from media_server.engine.backends.piper import PiperBackend
+
+    return PiperBackend(settings)

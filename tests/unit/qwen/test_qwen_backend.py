@@ -68,15 +68,31 @@ def test_a_voice_of_another_backend_is_refused(backend: QwenBackend) -> None:
     ("overrides", "message"),
     [
         ({"qwen_model": None}, "^QWEN_MODEL: set it"),
-        ({"qwen_device": "tpu"}, "^QWEN_DEVICE='tpu'"),
-        ({"qwen_quant": "int4"}, "^QWEN_QUANT='int4'"),
         ({"qwen_quant": "fp8"}, "^QWEN_QUANT=fp8: needs a CUDA GPU"),
     ],
 )
-def test_bad_settings_are_config_errors(settings: Settings, overrides: dict[str, Any], message: str) -> None:
+def test_settings_the_machine_cannot_serve_are_config_errors_at_load(
+    settings: Settings, overrides: dict[str, Any], message: str
+) -> None:
     backend = QwenBackend(replace(settings, **{"qwen_model": "unused", **overrides}))
     with pytest.raises(ConfigError, match=message):
         backend.load()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"qwen_device": "tpu"}, "^QWEN_DEVICE='tpu': expected one of auto, cpu, cuda"),
+        ({"qwen_quant": "int4"}, "^QWEN_QUANT='int4': expected one of none, int8, fp8"),
+        ({"qwen_chunk_frames": 0}, r"^QWEN_CHUNK_FRAMES=0: must be in \[1, 32\]"),
+        ({"qwen_max_batch": 0}, r"^QWEN_MAX_BATCH=0: must be in \[1, 256\]"),
+    ],
+)
+def test_settings_out_of_their_range_are_refused_when_built(
+    settings: Settings, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        replace(settings, **overrides)
 
 
 def test_a_directory_without_a_checkpoint_is_a_config_error(settings: Settings, tmp_path: Path) -> None:

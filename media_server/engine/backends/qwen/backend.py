@@ -51,7 +51,7 @@ from media_server.engine.backends.qwen.clones import (
     reference_digest,
     validate_reference,
 )
-from media_server.engine.backends.qwen.codec import MAX_CALL_FRAMES, CodecInput, StreamingCodec
+from media_server.engine.backends.qwen.codec import CodecInput, StreamingCodec
 from media_server.engine.backends.qwen.frames import FrameEngine
 from media_server.engine.backends.qwen.loading import load_model, maybe_compile, resolve_device
 from media_server.engine.backends.qwen.prompt import ClonePrompt, Conditioning, PromptBuilder
@@ -97,14 +97,6 @@ class QwenBackend:
     deterministic = False
 
     def __init__(self, settings: Settings) -> None:
-        if settings.qwen_max_batch < 1:
-            raise ConfigError(f"QWEN_MAX_BATCH={settings.qwen_max_batch}: must be at least 1")
-        if not 1 <= settings.qwen_first_chunk_frames <= MAX_CALL_FRAMES:
-            raise ConfigError(f"QWEN_FIRST_CHUNK_FRAMES={settings.qwen_first_chunk_frames}: use 1-{MAX_CALL_FRAMES}")
-        if not 1 <= settings.qwen_chunk_frames <= MAX_CALL_FRAMES:
-            raise ConfigError(f"QWEN_CHUNK_FRAMES={settings.qwen_chunk_frames}: use 1-{MAX_CALL_FRAMES}")
-        if settings.qwen_prefill_chunk < 1:
-            raise ConfigError(f"QWEN_PREFILL_CHUNK={settings.qwen_prefill_chunk}: must be at least 1")
         self.max_batch = settings.qwen_max_batch
         self.max_sequences: int | None = settings.qwen_max_batch
         self._settings = settings

@@ -43,10 +43,11 @@ from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
     Qwen3TTSTokenizerV2DecoderDecoderResidualUnit as ResidualUnit,
 )
 
+from media_server.config import QWEN_MAX_CHUNK_FRAMES
 from media_server.engine.backends.qwen.cache import CacheView, SlotCache, additive_mask
 from media_server.engine.types import Pcm
 
-MAX_CALL_FRAMES = 32
+MAX_CALL_FRAMES = QWEN_MAX_CHUNK_FRAMES
 """The most frames one decode call takes per sequence (longer inputs are fed in pieces)."""
 _NEVER = -(1 << 40)
 """The position of an empty ring entry: outside every attention window."""
