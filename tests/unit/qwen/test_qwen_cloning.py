@@ -65,7 +65,6 @@ def test_a_cloned_voice_is_persisted_and_reloaded_without_recomputing(
 
     restarted = make_backend(base_model)
     assert voice in restarted.voices()
-    assert restarted.voice_for_reference(_reference(), RATE, TRANSCRIPT) == voice
     assert restarted.create_voice(_reference(), RATE, TRANSCRIPT, "Ada again") == voice
     assert _prompt_files(settings) == [stored] and stored.stat().st_mtime_ns == written
     again_codes, again_audio = _speak_codes(restarted, speak, voice)
@@ -91,8 +90,8 @@ def test_a_timbre_only_clone_is_a_different_voice(cloner: QwenBackend, speak: Sp
     in_context = cloner.create_voice(_reference(), RATE, TRANSCRIPT, "Ada")
     timbre = cloner.create_voice(_reference(), RATE, None, "Ada's timbre")
     assert timbre.id != in_context.id
-    assert cloner.voice_for_reference(_reference(), RATE, None) == timbre
-    assert cloner.voice_for_reference(_reference(seconds=2.0), RATE, None) is None
+    assert cloner.create_voice(_reference(), RATE, None, "Ada's timbre again") == timbre
+    assert cloner.create_voice(_reference(seconds=2.0), RATE, None, "Another reference") != timbre
     codes, audio = _speak_codes(cloner, speak, timbre)
     assert len(audio) == len(codes) * SAMPLES_PER_FRAME > 0
 
@@ -102,7 +101,6 @@ def test_deleting_a_clone_removes_it_everywhere(cloner: QwenBackend, settings: S
     cloner.delete_voice(voice.id)
     assert voice not in cloner.voices()
     assert _prompt_files(settings) == []
-    assert cloner.voice_for_reference(_reference(), RATE, TRANSCRIPT) is None
     with pytest.raises(UnknownVoice):
         cloner.open(SynthesisRequest(text="Hi."), voice)
     with pytest.raises(NotFound, match="^voice: no voice"):

@@ -12,7 +12,7 @@ QWEN_MAX_BATCH`.
 The model is not thread-safe: every method that touches it holds one lock,
 so it stays correct even if the engine ran more than one worker; the engine is
 expected to drive it from one thread. Voice cloning (`create_voice`,
-`voice_for_reference`, `delete_voice`) is plain blocking model work, meant to be
+`delete_voice`) is plain blocking model work, meant to be
 called on that same thread. The model has no speed control (`native_speed` is
 False: the engine stretches the audio).
 """
@@ -57,7 +57,7 @@ from media_server.engine.backends.qwen.loading import load_model, maybe_compile,
 from media_server.engine.backends.qwen.prompt import ClonePrompt, Conditioning, PromptBuilder
 from media_server.engine.backends.qwen.sampling import SamplingDefaults
 from media_server.engine.backends.qwen.sequence import MIN_SEGMENT_FRAMES, QwenSequence, frame_budget
-from media_server.engine.backends.qwen.voices import VoiceCatalog, VoiceSpec
+from media_server.engine.backends.qwen.voices import QwenVoices, VoiceSpec
 from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
 from media_server.text.segmenter import SegmenterPolicy, split_text
 
@@ -79,7 +79,7 @@ class _Runtime:
     model: Any
     prompts: PromptBuilder
     codec: StreamingCodec
-    catalog: VoiceCatalog
+    catalog: QwenVoices
     defaults: SamplingDefaults
     frames: FrameEngine
     sample_frame: FrameSampler
@@ -125,7 +125,7 @@ class QwenBackend:
             model=model,
             prompts=PromptBuilder(model, wrapper.processor.tokenizer),
             codec=codec,
-            catalog=VoiceCatalog(model, codec.sample_rate),
+            catalog=QwenVoices(model, codec.sample_rate),
             defaults=defaults,
             frames=frames,
             sample_frame=maybe_compile(frames.sample_frame, settings, device, shapes=1),
@@ -247,15 +247,6 @@ class QwenBackend:
             clone = StoredClone(digest=digest, name=name.strip(), prompt=prompt)
             rt.library.add(clone)
             return _register(rt, clone)
-
-    def voice_for_reference(
-        self, reference_pcm: npt.NDArray[np.generic], sample_rate: int, transcript: str | None
-    ) -> Voice | None:
-        """The voice already cloned from exactly this reference, if any."""
-        with self._lock:
-            rt = self._rt
-            clone = rt.library.find(reference_digest(as_waveform(reference_pcm), sample_rate, transcript))
-            return None if clone is None else rt.specs[clone.voice_id].voice
 
     def delete_voice(self, voice_id: str) -> None:
         with self._lock:

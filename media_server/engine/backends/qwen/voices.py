@@ -47,7 +47,7 @@ class VoiceSpec:
     clone: ClonePrompt | None = None
 
 
-class VoiceCatalog:
+class QwenVoices:
     """Built-in voices and language resolution for one loaded checkpoint."""
 
     def __init__(self, model: Any, sample_rate: int) -> None:
