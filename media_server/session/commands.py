@@ -1,12 +1,17 @@
-"""The JSON message protocol shared by the WebRTC data channel and the WebSocket.
+"""What a client asks of a session, as typed commands parsed from its JSON messages.
 
-Client -> server commands are parsed and validated here into typed values;
-server -> client events are built by `event`. See DESIGN section 4.
+The data channel and the WebSocket share one message protocol (DESIGN
+section 4): `speak`, `append`, `flush`, `cancel`, named by a `type` field.
+`parse_command` checks a message's size, decodes it with the bounded JSON
+decoder and validates it into a `Command`; a transport whose messages name
+their kind in another field (telephony's `event`) decodes with
+`decode_message` and builds the command with `to_command`. Every refusal is
+an InvalidRequest that names the field. The events that go the other way are
+in `events.py`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -82,11 +87,6 @@ def to_command(message: dict[str, Any]) -> Command:
     if kind == "cancel":
         return Cancel()
     raise InvalidRequest(f"type: unknown message type {kind!r}; expected one of {', '.join(COMMAND_TYPES)}")
-
-
-def event(kind: str, **fields: Any) -> str:
-    """A server -> client event as JSON text."""
-    return json.dumps({"type": kind, **fields})
 
 
 def _text(message: dict[str, Any], allow_empty: bool = False) -> str:
