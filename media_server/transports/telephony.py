@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -64,7 +64,7 @@ class TelephonyCall:
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        send_text: Callable[[str], Awaitable[None]],
         engine: Engine,
         limits: SessionLimits,
         observer: SessionObserver,
@@ -72,11 +72,11 @@ class TelephonyCall:
         patience: Patience,
         on_not_reading: Callable[[str], None],
     ) -> None:
-        self.ws = ws
+        self._send_text = send_text
         self.stream_sid: str | None = None
         self._max_message_bytes = limits.max_message_bytes
         self._waiting_marks = 0
-        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, ws.send_str, patience, on_not_reading, FRAME)
+        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, send_text, patience, on_not_reading, FRAME)
         self.session = Session(engine, self.output, self._send_event, limits, ROUTE, observer, voice)
 
     def handle(self, raw: str) -> None:
@@ -133,7 +133,7 @@ class TelephonyCall:
 
     async def _send_media(self, frame: bytes) -> None:
         payload = base64.b64encode(frame).decode()
-        await self.ws.send_str(telephony_message("media", self.stream_sid, media={"payload": payload}))
+        await self._send_text(telephony_message("media", self.stream_sid, media={"payload": payload}))
 
 
 def telephony_socket(engine: Engine, settings: Settings, observer: SessionObserver) -> Handler:
@@ -147,7 +147,13 @@ def telephony_socket(engine: Engine, settings: Settings, observer: SessionObserv
         ws = websocket_response(settings)
         await ws.prepare(request)
         call = TelephonyCall(
-            ws, engine, limits, observer, request.query.get("voice"), patience(settings), disconnector(request, ROUTE)
+            ws.send_str,
+            engine,
+            limits,
+            observer,
+            request.query.get("voice"),
+            patience(settings),
+            disconnector(request, ROUTE),
         )
         try:
             async for message in ws:
