@@ -33,7 +33,7 @@ class PeerObserver(SessionObserver, TrackObserver, Protocol):
     """What a peer's session and track report (metrics)."""
 
 
-class RtcSession:
+class PeerMedia:
     """The media side of one peer: a session playing into a speech track, talking over the data channel."""
 
     def __init__(
@@ -90,12 +90,12 @@ def speech_attacher(engine: Engine, settings: Settings, observer: PeerObserver) 
     """The signaling callback that gives each new peer a session and a track."""
     limits = SessionLimits.from_settings(settings)
 
-    async def attach(peer: Peer, options: Mapping[str, Any]) -> RtcSession:
+    async def attach(peer: Peer, options: Mapping[str, Any]) -> PeerMedia:
         voice = options.get("voice")
         if voice is not None and not isinstance(voice, str):
             raise InvalidRequest("voice: must be a string")
         if voice:
             engine.resolve_voice(voice)
-        return RtcSession(peer, engine, limits, observer, voice, settings.max_unsent_bytes)
+        return PeerMedia(peer, engine, limits, observer, voice, settings.max_unsent_bytes)
 
     return attach

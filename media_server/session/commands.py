@@ -25,6 +25,8 @@ MAX_ID_CHARS = 128
 
 @dataclass(frozen=True)
 class Speak:
+    """Speak a whole utterance."""
+
     text: str
     id: str
     voice: str | None
@@ -33,18 +35,20 @@ class Speak:
 
 @dataclass(frozen=True)
 class Append:
+    """Add streamed text to the open utterance (opening one), spoken clause by clause."""
+
     text: str
     voice: str | None
 
 
 @dataclass(frozen=True)
 class Flush:
-    pass
+    """Speak what was appended so far and close the open utterance."""
 
 
 @dataclass(frozen=True)
 class Cancel:
-    pass
+    """Barge-in: stop the audio at once and drop every utterance not yet played."""
 
 
 Command = Speak | Append | Flush | Cancel

@@ -80,6 +80,8 @@ class SessionObserver(Protocol):
 
 @dataclass
 class Utterance:
+    """One utterance of a session: its text segments as they arrive (None closes them) and what its audio did."""
+
     id: str
     voice: str | None
     speed: float = 1.0
@@ -114,6 +116,8 @@ def _nothing() -> None:
 
 
 class Session:
+    """One client's speech: utterances admitted from its commands, played in order into its output."""
+
     def __init__(
         self,
         engine: Engine,
