@@ -1,5 +1,9 @@
 """Composition root: builds the aiohttp application and wires every part together.
 
+The one-shot HTTP routes (`api/`) read the engine, settings and metrics from
+typed app state; the long-lived session transports (`transports/`, and the
+WebRTC peers through signaling's attach callback) are handed them here.
+
 Lifecycle is a pair of cleanup contexts: the engine loads in the background
 (so `/healthz` answers at once and `/readyz` turns 200 when the voice is
 warm), and the peer registry closes every peer on shutdown.
@@ -15,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, openapi, security, speech, static, telephony, voices, websocket
+from media_server.api import health, openapi, security, speech, static, voices
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
 from media_server.api.keys import ENGINE, METRICS, SETTINGS
@@ -27,6 +31,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
+from media_server.transports import telephony, websocket
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -125,8 +130,8 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
-    websocket.add_routes(app)
-    telephony.add_routes(app)
+    security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
+    security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)

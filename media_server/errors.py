@@ -2,7 +2,7 @@
 
 Each error carries the `code` clients see (HTTP body and data-channel `error`
 event alike) and the HTTP status it maps to. `api/errors.py` alone turns these
-into HTTP responses; `rtc/session.py` alone turns them into `error` events.
+into HTTP responses; `session/session.py` alone turns them into `error` events.
 """
 
 from __future__ import annotations

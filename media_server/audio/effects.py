@@ -1,4 +1,4 @@
-"""Post-processing of synthesized speech: silence trim, tempo, loudness and fades.
+"""Post-processing of synthesized speech: silence trim, tempo and loudness.
 
 Every function takes mono s16 PCM (`Pcm`) at a given sample rate and never
 changes it in place, so cached (read-only) audio can be handed to them; where
@@ -19,8 +19,6 @@ returns a view into its input.
   magnitude response on each block's spectrum), which needs no IIR loop.
   Gains never push a sample past `PEAK_CEILING`: a memoryless soft limiter,
   so a chunked stream gets the same samples as the whole.
-- `fade_in` / `fade_out` ramp a few milliseconds (a raised cosine) so a cut
-  or a chunk join does not click.
 """
 
 from __future__ import annotations
@@ -41,8 +39,6 @@ __all__ = [
     "TARGET_LUFS",
     "apply_gain",
     "change_speed",
-    "fade_in",
-    "fade_out",
     "loudness_gain",
     "measure_loudness",
     "normalize_loudness",
@@ -286,30 +282,6 @@ def apply_gain(pcm: Pcm, gain: float, ceiling: float = PEAK_CEILING) -> Pcm:
 def normalize_loudness(pcm: Pcm, rate: int, target_lufs: float = TARGET_LUFS) -> Pcm:
     """`pcm` at `target_lufs` integrated loudness, peaks kept under `PEAK_CEILING`."""
     return apply_gain(pcm, loudness_gain(pcm, rate, target_lufs))
-
-
-def fade_in(pcm: Pcm, rate: int, ms: float = 5.0) -> Pcm:
-    """`pcm` with its first `ms` milliseconds ramped up from silence."""
-    return _fade(pcm, rate, ms, rising=True)
-
-
-def fade_out(pcm: Pcm, rate: int, ms: float = 5.0) -> Pcm:
-    """`pcm` with its last `ms` milliseconds ramped down to silence."""
-    return _fade(pcm, rate, ms, rising=False)
-
-
-def _fade(pcm: Pcm, rate: int, ms: float, rising: bool) -> Pcm:
-    length = min(len(pcm), round(ms * rate / 1000))
-    if length == 0:
-        return pcm
-    # Raised cosine from just above 0 to 1: no step at either end of the ramp.
-    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, length + 1) / (length + 1))
-    out = pcm.copy()
-    if rising:
-        out[:length] = np.round(pcm[:length] * ramp).astype(np.int16)
-    else:
-        out[-length:] = np.round(pcm[-length:] * ramp[::-1]).astype(np.int16)
-    return out
 
 
 def _to_pcm(samples: Floats) -> Pcm:

@@ -1,1 +1,1 @@
-"""WebRTC media: the paced speech track and the data-channel session."""
+"""WebRTC media: the paced speech track and a peer's session over its data channel."""

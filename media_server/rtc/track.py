@@ -1,12 +1,13 @@
 """SpeechTrack: the outbound audio track of one peer, paced 20 ms frames at 48 kHz, Opus-encoded.
 
-Silence when idle; speech from its PlayoutBuffer when there is some. The first
-frame of speech after silence leaves as soon as it is written rather than at the
-next 20 ms tick (`Pacer.send_early`; RTP timestamps stay continuous). The track
-knows what was actually sent, so it reports playout events (first sample of an
-utterance sent, last sample sent) to its listener the moment they leave. As a
-conversation's audio output, `write` waits while more than `max_ahead_s` of
-audio is queued, so a long utterance never piles up unbounded in memory.
+Silence when idle; speech from its playout queue (`session/output.py`) when
+there is some. The first frame of speech after silence leaves as soon as it is
+written rather than at the next 20 ms tick (`Pacer.send_early`; RTP timestamps
+stay continuous). The track knows what was actually sent, so it reports
+playout events (first sample of an utterance sent, last sample sent) to its
+listener the moment they leave. As a session's audio output, `write` waits
+while more than `max_ahead_s` of audio is queued, so a long utterance never
+piles up unbounded in memory.
 Frames leave as Opus packets (`opus.py`), which aiortc only packetizes.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -22,9 +22,9 @@ from av import Packet
 
 from media_server.audio.constants import FRAME_S, RTC_RATE
 from media_server.audio.pcm import Pcm
-from media_server.audio.playout import PlayoutBuffer, PlayoutEvent
 from media_server.rtc.opus import OpusPackets
 from media_server.rtc.pacer import Pacer
+from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
 
 MAX_AHEAD_S = 20.0
 ROUTE = "webrtc"
@@ -42,61 +42,59 @@ class SpeechTrack(MediaStreamTrack):
     kind = "audio"
     sample_rate = RTC_RATE
 
-    def __init__(
-        self,
-        on_event: Callable[[PlayoutEvent], None],
-        observer: TrackObserver | None = None,
-        max_ahead_s: float = MAX_AHEAD_S,
-    ) -> None:
+    def __init__(self, observer: TrackObserver | None = None, max_ahead_s: float = MAX_AHEAD_S) -> None:
         super().__init__()
         self._observer = observer
         self._gap_frames = 0
-        self.buffer = PlayoutBuffer()
+        self.queue = PlayoutQueue(RTC_RATE)
         self.pacer = Pacer(FRAME_S)
-        self._on_event = on_event
+        self._listener: PlayoutListener = no_listener
         self._opus = OpusPackets()
         self._max_ahead = int(max_ahead_s * RTC_RATE)
         self._room = asyncio.Event()
         self._speech = asyncio.Event()
 
+    def report_to(self, listener: PlayoutListener) -> None:
+        self._listener = listener
+
     async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        while self.buffer.buffered_samples > self._max_ahead:
+        while self.queue.buffered_samples > self._max_ahead:
             self._room.clear()
             await self._room.wait()
-        self.buffer.push(utterance_id, pcm)
+        self.queue.push(utterance_id, pcm)
         if len(pcm):
             self._speech.set()
 
     def end(self, utterance_id: str) -> None:
-        self.buffer.end(utterance_id)
+        self.queue.end(utterance_id)
 
     def clear(self) -> tuple[str | None, int]:
-        cut = self.buffer.clear()
+        cut = self.queue.clear()
         self._room.set()
         return cut
 
     def discard(self, utterance_id: str) -> None:
-        self.buffer.discard(utterance_id)
+        self.queue.discard(utterance_id)
         self._room.set()
 
     async def recv(self) -> Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        idle = self.buffer.idle
+        idle = self.queue.idle
         delay = self.pacer.next_delay(idle=idle)
         if delay > 0:
             if idle:
                 await self._wait_for_speech(delay)
             else:
                 await asyncio.sleep(delay)
-        underruns = self.buffer.underrun_frames
-        pcm, events = self.buffer.next_frame()
-        if self.buffer.buffered_samples <= self._max_ahead:
+        underruns = self.queue.underrun_frames
+        pcm, events = self.queue.next_frame()
+        if self.queue.buffered_samples <= self._max_ahead:
             self._room.set()
-        self._observe(underrun=self.buffer.underrun_frames > underruns)
-        packet = self._opus.encode(pcm, silent=idle and self.buffer.idle)
+        self._observe(underrun=self.queue.underrun_frames > underruns)
+        packet = self._opus.encode(pcm, silent=idle and self.queue.idle)
         for event in events:
-            self._on_event(event)
+            self._listener(event)
         return packet
 
     async def _wait_for_speech(self, delay: float) -> None:

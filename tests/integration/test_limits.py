@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from loadtest.rtc_client import SpeechClient
-from media_server.conversation import MAX_EVENT_MESSAGE_CHARS
-from media_server.protocol import MAX_ID_CHARS
+from media_server.session.commands import MAX_ID_CHARS
+from media_server.session.session import MAX_EVENT_MESSAGE_CHARS
 from tests.probes import bare_offer, sample, wait_for_metrics
 from tests.server import RunningServer, start_server
 

@@ -1,4 +1,4 @@
-"""Audio effects on real Piper speech: silence trim, tempo, loudness and fades."""
+"""Audio effects on real Piper speech: silence trim, tempo, loudness; and the fade that ends a cut (`audio/fade.py`)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ from media_server.audio.effects import (
     TARGET_LUFS,
     apply_gain,
     change_speed,
-    fade_in,
-    fade_out,
     loudness_gain,
     measure_loudness,
     normalize_loudness,
     speech_bounds,
     trim_silence,
 )
+from media_server.audio.fade import fade_out
 from media_server.audio.pcm import Pcm
 from media_server.audio.resample import Resampler
 
@@ -196,23 +195,17 @@ def test_fade_out_removes_the_click_of_a_cut(speech: Pcm) -> None:
     assert largest_jump(faded[cut - 400 :]) <= own_largest
 
 
-@pytest.mark.parametrize("resume_at", [1 / 3, 1 / 2])
-def test_fades_remove_the_click_of_a_join(speech: Pcm, resume_at: float) -> None:
-    cut, resume = int(np.argmax(np.abs(speech.astype(np.int32)))), round(len(speech) * resume_at)
-    own_largest = max(largest_jump(speech[cut - 400 : cut]), largest_jump(speech[resume : resume + 400]))
-    abrupt = np.concatenate([speech[:cut], speech[resume:]])
-    joined = np.concatenate([fade_out(speech[:cut], RATE), fade_in(speech[resume:], RATE)])
-    assert largest_jump(abrupt[cut - 400 : cut + 400]) > 2 * own_largest
-    assert largest_jump(joined[cut - 400 : cut + 400]) <= own_largest
-
-
-def test_fades_copy_and_handle_short_input(speech: Pcm) -> None:
+def test_fade_out_copies_and_leaves_the_rest_alone(speech: Pcm) -> None:
     before = speech.copy()
-    faded = fade_in(speech, RATE, ms=10)
+    faded = fade_out(speech, RATE, ms=10)
     assert np.array_equal(speech, before)
     ramp = RATE // 100
-    assert np.array_equal(faded[ramp:], speech[ramp:])
-    assert np.all(np.abs(faded[:ramp].astype(np.int32)) <= np.abs(speech[:ramp].astype(np.int32)))
+    assert np.array_equal(faded[:-ramp], speech[:-ramp])
+    assert faded[-ramp] == speech[-ramp]
+    assert np.all(np.abs(faded[-ramp:].astype(np.int32)) <= np.abs(speech[-ramp:].astype(np.int32)))
+
+
+def test_fade_out_of_a_short_chunk_is_all_ramp(speech: Pcm) -> None:
     # Ten samples, shorter than the 5 ms ramp: the whole chunk is the ramp, ending near zero.
     loudest = int(np.argmax(np.abs(speech.astype(np.int32))))
     short = fade_out(speech[loudest - 9 : loudest + 1], RATE)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from media_server.api.socket_output import Patience
 from media_server.config import Settings
+from media_server.transports.socket_output import Patience
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,18 @@
-"""Conversation: the message protocol (speak, append, flush, cancel) over any audio output.
+"""Session: speak, append, flush and cancel over any audio output; the spine every utterance travels through.
 
-One conversation per client connection, whatever carries it (a WebRTC data
-channel and track, a WebSocket, a telephony stream). Utterances are played one
-after another by the conversation's player task, which streams each from the
-engine into the output. The output reports what actually left it (playout
-events), so `audio_start`, `done` and the `played_ms` of a `cancelled`
-utterance describe what the listener got. This module alone turns errors into
-`error` events; their messages are cut to `MAX_EVENT_MESSAGE_CHARS`, so an
-error quoting a client's value never makes an event larger than the message
-that caused it.
+One session per client connection, whatever carries it (a WebRTC data
+channel and track, a WebSocket, a telephony stream). It is built in one step
+from an engine, an audio output, an event sink and its limits; the transport
+only feeds it client messages (`handle`, or `dispatch` of commands it parsed
+itself) and writes the typed events it emits (`events.py`) in its protocol.
+
+Utterances are played one after another by the session's player task, which
+streams each from the engine into the output. The output reports what
+actually left it (`output.py`'s playout events), so `audio_start`, `done` and
+the `played_ms` of a `cancelled` utterance describe what the listener got.
+This module alone turns errors into `error` events; their messages are cut
+to `MAX_EVENT_MESSAGE_CHARS`, so an error quoting a client's value never
+makes an event larger than the message that caused it.
 """
 
 from __future__ import annotations
@@ -17,27 +21,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from media_server.audio.playout import PlayoutEvent
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
 from media_server.engine.seam import Engine
-from media_server.engine.types import Pcm, Priority, RequestTimings, SynthesisRequest
+from media_server.engine.types import Priority, RequestTimings, SynthesisRequest
 from media_server.errors import Busy, InvalidRequest, MediaServerError, NothingToSpeak, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
-from media_server.protocol import (
-    Append,
-    Cancel,
-    Command,
-    Flush,
-    Speak,
-    event,
-    new_utterance_id,
-    parse_command,
-)
 from media_server.ratelimit import MessageRate
+from media_server.session.commands import Append, Cancel, Command, Flush, Speak, new_utterance_id, parse_command
+from media_server.session.events import AudioStart, Cancelled, Done, Ended, Error, EventSink, Started
+from media_server.session.output import AudioOutput, PlayoutEnd, PlayoutEvent, PlayoutStart
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
@@ -45,34 +42,46 @@ log = logging.getLogger(__name__)
 MAX_EVENT_MESSAGE_CHARS = 300
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one session may be asked for."""
+
+    max_text_chars: int
+    """Characters of one appended utterance (a `speak` is checked by the engine)."""
+    max_message_bytes: int
+    messages_per_second: float
+    """Client messages of any kind, in bursts of as many (0: no limit)."""
+    max_queued_utterances: int
+    """Utterances admitted and not yet ended."""
+    first_segment_words: int
+    """Appended text is spoken once a clause ends, or at the first this many words."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLimits:
+        return cls(
+            max_text_chars=settings.max_text_chars,
+            max_message_bytes=settings.max_message_bytes,
+            messages_per_second=settings.max_messages_per_second,
+            max_queued_utterances=settings.max_queued_utterances,
+            first_segment_words=settings.first_segment_words,
+        )
+
+
 class SessionObserver(Protocol):
-    """Per-event numbers a conversation reports (metrics)."""
+    """The numbers a session reports (metrics)."""
+
+    def session(self, route: str) -> AbstractContextManager[None]:
+        """Count a live session on `route` while the returned context is open."""
 
     def observe_ttfa(self, route: str, seconds: float) -> None: ...
 
     def observe_chunk_gap(self, route: str, seconds: float) -> None: ...
 
 
-class AudioOutput(Protocol):
-    """Where a conversation's audio goes; it reports playout events back to the conversation."""
-
-    sample_rate: int
-
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        """Queue audio; may wait while the output is full (back-pressure)."""
-
-    def end(self, utterance_id: str) -> None:
-        """No more audio will come for this utterance."""
-
-    def clear(self) -> tuple[str | None, int]:
-        """Drop everything queued; returns the utterance that was cut and its played samples."""
-
-    def discard(self, utterance_id: str) -> None:
-        """Drop what is queued of this (failed) utterance; what came before it still plays."""
-
-
 @dataclass
 class Utterance:
+    """One utterance of a session: its text segments as they arrive (None closes them) and what its audio did."""
+
     id: str
     voice: str | None
     speed: float = 1.0
@@ -102,45 +111,46 @@ class Utterance:
         self.texts.put_nowait(None)
 
 
-class Conversation:
+def _nothing() -> None:
+    pass
+
+
+class Session:
+    """One client's speech: utterances admitted from its commands, played in order into its output."""
+
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
-        voice: str | None = None,
-        on_activity: Callable[[], None] = lambda: None,
-        route: str = "webrtc",
+        output: AudioOutput,
+        events: EventSink,
+        limits: SessionLimits,
+        route: str,
         observer: SessionObserver | None = None,
-        messages_per_second: float | None = None,
+        voice: str | None = None,
+        on_activity: Callable[[], None] = _nothing,
     ) -> None:
-        """`messages_per_second` replaces `settings.max_messages_per_second` (a transport with more traffic)."""
+        """Start playing into `output`, emitting events to `events`; `on_activity` is called on every message."""
         self.route = route
-        self._observer = observer
         self._engine = engine
-        self._settings = settings
+        self._output = output
+        self._emit = events
+        self._limits = limits
+        self._observer = observer
         self._voice = voice
         self._on_activity = on_activity
-        self._output: AudioOutput | None = None
-        self._send_text: Callable[[str], None] | None = None
         self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
         self._live: dict[str, Utterance] = {}
         self._open: Utterance | None = None
-        self._segmenter = Segmenter(SegmenterPolicy(first_segment_words=settings.first_segment_words))
-        self._player: asyncio.Task[None] | None = None
+        self._segmenter = Segmenter(SegmenterPolicy(first_segment_words=limits.first_segment_words))
         self._retired: set[asyncio.Task[None]] = set()
         self._after: dict[str | None, list[Callable[[], None]]] = {}
         self._idle = asyncio.Event()
-        rate = settings.max_messages_per_second if messages_per_second is None else messages_per_second
-        self._message_rate = MessageRate(rate)
-
-    def attach(self, output: AudioOutput) -> None:
-        """Start playing into `output` (which reports its playout events to `on_playout`)."""
-        self._output = output
+        self._message_rate = MessageRate(limits.messages_per_second)
+        self._counted = ExitStack()
+        if observer is not None:
+            self._counted.enter_context(observer.session(route))
+        output.report_to(self._on_playout)
         self._player = self._start_player()
-
-    def bind(self, send: Callable[[str], None]) -> None:
-        """Route events to `send`."""
-        self._send_text = send
 
     def admit(self) -> bool:
         """Count one client message, of any kind, against the session's rate: False when it is to be dropped
@@ -149,7 +159,7 @@ class Conversation:
         try:
             return self._message_rate.admit()
         except RateLimited as exc:
-            self.send_error(exc)
+            self.report_error(exc)
             return False
 
     def handle(self, raw: str | bytes) -> None:
@@ -157,9 +167,9 @@ class Conversation:
         if not self.admit():
             return
         try:
-            self.dispatch(parse_command(raw, self._settings.max_message_bytes))
+            self.dispatch(parse_command(raw, self._limits.max_message_bytes))
         except MediaServerError as exc:
-            self.send_error(exc)
+            self.report_error(exc)
 
     def dispatch(self, command: Command) -> None:
         """Carry out one parsed command; raises MediaServerError when it is refused."""
@@ -173,11 +183,21 @@ class Conversation:
             case Cancel():
                 self._cancel()
 
-    async def close(self) -> None:
-        tasks = [*self._retired, *([self._player] if self._player else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def report_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
+        """Emit `exc` as an `error` event (about `utterance_id` when it failed one)."""
+        message = exc.message
+        if len(message) > MAX_EVENT_MESSAGE_CHARS:
+            message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
+        estimate = exc.estimate_ms if isinstance(exc, Busy) else None
+        self._emit(
+            Error(
+                code=exc.code,
+                message=message,
+                id=utterance_id,
+                retry_after_s=exc.retry_after_s,
+                estimated_ttfa_ms=None if estimate is None else round(estimate),
+            )
+        )
 
     def after_queued(self, action: Callable[[], None]) -> None:
         """Run `action` once every utterance admitted so far has ended (done, failed or cancelled)."""
@@ -192,40 +212,41 @@ class Conversation:
             self._idle.clear()
             await self._idle.wait()
 
-    def on_playout(self, playout: PlayoutEvent) -> None:
-        utterance = self._live.get(playout.utterance_id)
-        if utterance is None:
-            return
+    async def close(self) -> None:
+        """Stop the player (and any player a cancel retired); the output is its owner's to close."""
+        tasks = [*self._retired, self._player]
+        for task in tasks:
+            task.cancel()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._counted.close()
+
+    def _on_playout(self, playout: PlayoutEvent) -> None:
+        match playout:
+            case PlayoutStart(utterance_id=utterance_id) if utterance_id in self._live:
+                self._audio_started(self._live[utterance_id])
+            case PlayoutEnd(utterance_id=utterance_id) if utterance_id in self._live:
+                self._ended(self._live[utterance_id], playout.played_samples)
+
+    def _audio_started(self, utterance: Utterance) -> None:
         now = time.monotonic()
-        if playout.kind == "start":
-            utterance.first_sent_at = now
-            ttfa_s = now - (utterance.text_at or now)
-            if self._observer is not None:
-                self._observer.observe_ttfa(self.route, ttfa_s)
-            self._send("audio_start", id=utterance.id, ttfa_ms=round(ttfa_s * 1000, 1))
-            return
+        utterance.first_sent_at = now
+        ttfa_s = now - (utterance.text_at or now)
+        if self._observer is not None:
+            self._observer.observe_ttfa(self.route, ttfa_s)
+        self._emit(AudioStart(id=utterance.id, ttfa_ms=round(ttfa_s * 1000, 1)))
+
+    def _ended(self, utterance: Utterance, played_samples: int) -> None:
         del self._live[utterance.id]
         if not self._live:
             self._idle.set()
         if not utterance.failed:
-            played_ms = playout.played_samples * 1000 // self._sample_rate()
-            self._send("done", id=utterance.id, audio_ms=played_ms)
-            self._log_breakdown(utterance, now, playout.played_samples / self._sample_rate())
+            self._emit(Done(id=utterance.id, audio_ms=played_samples * 1000 // self._output.sample_rate))
+            self._log_breakdown(utterance, time.monotonic(), played_samples / self._output.sample_rate)
+        self._emit(Ended(id=utterance.id))
         for action in self._after.pop(utterance.id, []):
             action()
-
-    def send_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
-        message = exc.message
-        if len(message) > MAX_EVENT_MESSAGE_CHARS:
-            message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
-        fields: dict[str, Any] = {"code": exc.code, "message": message}
-        if utterance_id is not None:
-            fields["id"] = utterance_id
-        if exc.retry_after_s is not None:
-            fields["retry_after_s"] = exc.retry_after_s
-        if isinstance(exc, Busy) and exc.estimate_ms is not None:
-            fields["estimated_ttfa_ms"] = round(exc.estimate_ms)
-        self._send("error", **fields)
 
     def _speak(self, command: Speak) -> None:
         self._engine.validate_text(command.text)
@@ -237,10 +258,10 @@ class Conversation:
         pending = len(self._segmenter.pending) + len(command.text)
         if self._open is not None:
             pending += self._open.chars
-        if pending > self._settings.max_text_chars:
+        if pending > self._limits.max_text_chars:
             raise TextTooLong(
                 f"text: the appended utterance would be {pending} characters, "
-                f"over the limit of {self._settings.max_text_chars}"
+                f"over the limit of {self._limits.max_text_chars}"
             )
         if self._open is None:
             self._open = self._admit(new_utterance_id(), command.voice, 1.0)
@@ -256,12 +277,11 @@ class Conversation:
         self._open = None
 
     def _cancel(self) -> None:
-        cut_id, played_samples = self._output.clear() if self._output else (None, 0)
-        if self._player is not None:
-            self._player.cancel()
-            self._retired.add(self._player)
-            self._player.add_done_callback(self._retired.discard)
-            self._player = self._start_player()
+        cut_id, played_samples = self._output.clear()
+        self._player.cancel()
+        self._retired.add(self._player)
+        self._player.add_done_callback(self._retired.discard)
+        self._player = self._start_player()
         while not self._queue.empty():
             self._queue.get_nowait()
         self._segmenter.flush()
@@ -271,7 +291,7 @@ class Conversation:
         self._idle.set()
         for utterance_id in cancelled:
             played = played_samples if utterance_id == cut_id else 0
-            self._send("cancelled", id=utterance_id, played_ms=played * 1000 // self._sample_rate())
+            self._emit(Cancelled(id=utterance_id, played_ms=played * 1000 // self._output.sample_rate))
         for actions in self._after.values():
             for action in actions:
                 action()
@@ -281,15 +301,12 @@ class Conversation:
         if utterance_id in self._live:
             raise InvalidRequest(f"id: {utterance_id!r} is taken by an utterance of this session that has not ended")
         resolved = self._engine.resolve_voice(voice or self._voice)
-        if len(self._live) >= self._settings.max_queued_utterances:
+        if len(self._live) >= self._limits.max_queued_utterances:
             raise Busy(f"this session already has {len(self._live)} utterances queued")
         utterance = Utterance(id=utterance_id, voice=resolved.id, speed=speed)
         self._live[utterance.id] = utterance
         self._queue.put_nowait(utterance)
         return utterance
-
-    def _sample_rate(self) -> int:
-        return self._output.sample_rate if self._output else 1000
 
     def _start_player(self) -> asyncio.Task[None]:
         return asyncio.create_task(self._play_forever(), name="speech-player")
@@ -300,7 +317,6 @@ class Conversation:
             await self._play(utterance)
 
     async def _play(self, utterance: Utterance) -> None:
-        assert self._output is not None
         output = self._output
         resampler: Resampler | None = None
         last_chunk_at: float | None = None
@@ -316,7 +332,7 @@ class Conversation:
                 async with self._engine.stream(request) as chunks:
                     if utterance.timings is None:
                         utterance.timings = chunks.timings
-                        self._send("started", id=utterance.id, voice=chunks.voice.id, language=chunks.language)
+                        self._emit(Started(id=utterance.id, voice=chunks.voice.id, language=chunks.language))
                     async for chunk in chunks:
                         now = time.monotonic()
                         if last_chunk_at is not None and self._observer is not None:
@@ -329,7 +345,7 @@ class Conversation:
                 raise NothingToSpeak("text: the utterance had no letter or digit to speak")
         except MediaServerError as exc:
             utterance.failed = True
-            self.send_error(exc, utterance.id)
+            self.report_error(exc, utterance.id)
             output.discard(utterance.id)
         else:
             if resampler is not None:
@@ -351,7 +367,3 @@ class Conversation:
             total_s=now - received,
             audio_s=audio_s,
         ).log(log)
-
-    def _send(self, kind: str, **fields: Any) -> None:
-        if self._send_text is not None:
-            self._send_text(event(kind, **fields))

@@ -1,16 +1,20 @@
-"""SocketOutput: a conversation's audio output over a WebSocket-like connection.
+"""SocketOutput: a session's audio output over a WebSocket-like connection.
 
-Audio chunks and protocol events leave in order through one sender task: an
-utterance's `audio_start` precedes its first audio bytes and its `done`
-follows its last ones. `write` waits while `max_items` are queued and the
-sender itself waits on the socket's flow control, so a client that stops
-reading holds a bounded amount of memory (and, through the engine's
-back-pressure, no model time). Events cannot wait that way (they answer the
-client's own messages), so they are bounded in bytes instead. A client that
-leaves more than `Patience.max_unsent_bytes` of events unsent, or one send
-waiting longer than `Patience.send_timeout_s`, is not reading: the output
-stops and calls `on_not_reading`, which disconnects it. Optionally audio is
-cut into fixed frames and paced in real time with a small lead (telephony).
+Its audio waits in a `PlayoutQueue` (the same queue the WebRTC track plays
+from), pulled chunk by chunk by one sender task that also sends the
+protocol's text messages, so everything leaves in order: an utterance's
+`audio_start` precedes its first audio bytes and its `done` follows its last
+ones. `send_now` sends a text before any queued audio (events);
+`after_audio` queues one behind the audio queued so far (a mark in the
+queue). `write` waits while `max_items` pieces are queued and the sender
+itself waits on the socket's flow control, so a client that stops reading
+holds a bounded amount of memory (and, through the engine's back-pressure,
+no model time). Texts cannot wait that way (they answer the client's own
+messages), so they are bounded in bytes instead. A client that leaves more
+than `Patience.max_unsent_bytes` of texts unsent, or one send waiting longer
+than `Patience.send_timeout_s`, is not reading: the output stops and calls
+`on_not_reading`, which disconnects it. Optionally audio is cut into fixed
+frames and paced in real time with a small lead (telephony).
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from typing import TypeVar
 
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.pcm import Pcm
-from media_server.audio.playout import PlayoutEvent
+from media_server.session.output import (
+    PlayoutEvent,
+    PlayoutListener,
+    PlayoutMark,
+    PlayoutQueue,
+    PlayoutStart,
+    no_listener,
+)
 
 MAX_ITEMS = 8
 
@@ -44,22 +55,6 @@ class _NotReading(Exception):
 
 
 @dataclass(frozen=True)
-class _Audio:
-    utterance_id: str
-    pcm: Pcm
-
-
-@dataclass(frozen=True)
-class _End:
-    utterance_id: str
-
-
-@dataclass(frozen=True)
-class _Text:
-    text: str
-
-
-@dataclass(frozen=True)
 class Framing:
     """Cut audio into `frame_bytes` pieces and send them `lead_s` ahead of real time at most."""
 
@@ -69,17 +64,12 @@ class Framing:
     lead_s: float = 0.1
 
 
-def _audio_of(item: _Audio | _End | _Text, utterance_id: str) -> bool:
-    return isinstance(item, _Audio) and item.utterance_id == utterance_id
-
-
 class SocketOutput:
     def __init__(
         self,
         encoder: StreamEncoder,
         send_audio: Callable[[bytes], Awaitable[None]],
         send_text: Callable[[str], Awaitable[None]],
-        on_event: Callable[[PlayoutEvent], None],
         patience: Patience,
         on_not_reading: Callable[[str], None],
         framing: Framing | None = None,
@@ -89,38 +79,44 @@ class SocketOutput:
         self._encoder = encoder
         self._send_audio = send_audio
         self._send_text = send_text
-        self._on_event = on_event
+        self._listener: PlayoutListener = no_listener
         self._patience = patience
         self._on_not_reading = on_not_reading
         self._gave_up = False
         self._framing = framing
         self._max_items = max_items
-        self._items: deque[_Audio | _End | _Text] = deque()
+        self._queue = PlayoutQueue(self.sample_rate)
         self._urgent: deque[str] = deque()
         self._unsent_text_bytes = 0
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
-        self._current: str | None = None
-        self._sent = 0
+        self._sending: str | None = None
+        """The utterance whose audio the sender is sending; None once it is cut."""
         self._clock_start: float | None = None
         self._clock_sent_s = 0.0
         self._header_sent = False
         self._remainder = b""
         self._sender = asyncio.create_task(self._send_forever(), name="socket-output")
 
+    def report_to(self, listener: PlayoutListener) -> None:
+        self._listener = listener
+
     async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        while len(self._items) >= self._max_items:
+        while len(self._queue) >= self._max_items:
             self._room.clear()
             await self._room.wait()
-        self._push(_Audio(utterance_id, pcm))
+        self._queue.push(utterance_id, pcm)
+        self._changed.set()
 
     def end(self, utterance_id: str) -> None:
-        self._push(_End(utterance_id))
+        self._queue.end(utterance_id)
+        self._changed.set()
 
     def after_audio(self, text: str) -> None:
         """Send `text` once the audio queued so far has been sent."""
         if self._admit_text(text):
-            self._push(_Text(text))
+            self._queue.mark(text)
+            self._changed.set()
 
     def send_now(self, text: str) -> None:
         """Send `text` before any queued audio (protocol events)."""
@@ -129,17 +125,15 @@ class SocketOutput:
             self._changed.set()
 
     def clear(self) -> tuple[str | None, int]:
-        cut = (self._current, self._sent)
-        self._remainder = b""
-        self._items = deque(item for item in self._items if isinstance(item, _Text))
-        self._current, self._sent = None, 0
+        cut = self._queue.clear()
+        self._sending, self._remainder = None, b""  # stops its frames mid-send
         self._room.set()
         return cut
 
     def discard(self, utterance_id: str) -> None:
-        self._items = deque(item for item in self._items if not _audio_of(item, utterance_id))
-        if self._current == utterance_id:
-            self._current, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
+        self._queue.discard(utterance_id)
+        if self._sending == utterance_id:
+            self._sending, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
         self._room.set()
 
     async def close(self) -> None:
@@ -164,10 +158,6 @@ class SocketOutput:
             self._gave_up = True
             self._on_not_reading(why)
 
-    def _push(self, item: _Audio | _End | _Text) -> None:
-        self._items.append(item)
-        self._changed.set()
-
     async def _send(self, send: Callable[[T], Awaitable[None]], data: T) -> None:
         timeout_s = self._patience.send_timeout_s
         try:
@@ -182,47 +172,50 @@ class SocketOutput:
 
     async def _send_forever(self) -> None:
         try:
-            await self._send_items()
+            await self._send_queued()
         except _NotReading as exc:
             self._give_up(str(exc))
 
-    async def _send_items(self) -> None:
+    async def _send_queued(self) -> None:
         while True:
             await self._flush_urgent()
-            if not self._items:
+            pcm, events = self._queue.next_chunk()
+            if pcm is None and not events:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            item = self._items.popleft()
-            if len(self._items) < self._max_items:
+            if len(self._queue) < self._max_items:
                 self._room.set()
-            if isinstance(item, _Text):
-                await self._send_text_now(item.text)
-            elif isinstance(item, _End):
-                await self._pad_last_frame()
-                self._on_event(PlayoutEvent("end", item.utterance_id, self._sent))
-                self._current, self._sent = None, 0
-            else:
-                await self._send_pcm(item)
+            for event in events:
+                await self._passed(event)
+            if pcm is not None and self._sending is not None:
+                await self._send_pcm(self._sending, pcm)
+
+    async def _passed(self, event: PlayoutEvent) -> None:
+        if isinstance(event, PlayoutMark):
+            await self._send_text_now(event.label)
+        elif isinstance(event, PlayoutStart):
+            self._sending = event.utterance_id
+            self._listener(event)
+            await self._flush_urgent()
+        else:
+            await self._pad_last_frame()
+            self._listener(event)
+            self._sending = None
 
     async def _flush_urgent(self) -> None:
         while self._urgent:
             await self._send_text_now(self._urgent.popleft())
 
-    async def _send_pcm(self, item: _Audio) -> None:
-        if self._current != item.utterance_id:
-            self._current, self._sent = item.utterance_id, 0
-            self._on_event(PlayoutEvent("start", item.utterance_id, 0))
-            await self._flush_urgent()
-        data = await asyncio.to_thread(self._encode, item.pcm)
-        if self._current != item.utterance_id:
-            return  # cleared while encoding
-        self._sent += len(item.pcm)
+    async def _send_pcm(self, utterance_id: str, pcm: Pcm) -> None:
+        data = await asyncio.to_thread(self._encode, pcm)
+        if self._sending != utterance_id:
+            return  # cut while encoding
         if self._framing is None:
             if data:
                 await self._send(self._send_audio, data)
             return
-        await self._send_frames(data)
+        await self._send_frames(utterance_id, data)
 
     def _encode(self, pcm: Pcm) -> bytes:
         if self._header_sent:
@@ -231,11 +224,11 @@ class SocketOutput:
         return self._encoder.header() + self._encoder.encode(pcm)
 
     async def _pad_last_frame(self) -> None:
-        if self._framing is not None and self._remainder:
+        if self._framing is not None and self._remainder and self._sending is not None:
             missing = self._framing.frame_bytes - len(self._remainder)
-            await self._send_frames(self._framing.silence * missing)
+            await self._send_frames(self._sending, self._framing.silence * missing)
 
-    async def _send_frames(self, data: bytes) -> None:
+    async def _send_frames(self, utterance_id: str, data: bytes) -> None:
         assert self._framing is not None
         framing = self._framing
         data, self._remainder = self._remainder + data, b""
@@ -249,7 +242,7 @@ class SocketOutput:
             ahead = self._clock_start + self._clock_sent_s - now
             if ahead > framing.lead_s:
                 await asyncio.sleep(ahead - framing.lead_s)
-            if not self._current:
-                return  # cleared mid-utterance
+            if self._sending != utterance_id:
+                return  # cut mid-utterance
             await self._send(self._send_audio, data[offset : offset + framing.frame_bytes])
             self._clock_sent_s += framing.frame_s

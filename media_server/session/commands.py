@@ -1,12 +1,17 @@
-"""The JSON message protocol shared by the WebRTC data channel and the WebSocket.
+"""What a client asks of a session, as typed commands parsed from its JSON messages.
 
-Client -> server commands are parsed and validated here into typed values;
-server -> client events are built by `event`. See DESIGN section 4.
+The data channel and the WebSocket share one message protocol (DESIGN
+section 4): `speak`, `append`, `flush`, `cancel`, named by a `type` field.
+`parse_command` checks a message's size, decodes it with the bounded JSON
+decoder and validates it into a `Command`; a transport whose messages name
+their kind in another field (telephony's `event`) decodes with
+`decode_message` and builds the command with `to_command`. Every refusal is
+an InvalidRequest that names the field. The events that go the other way are
+in `events.py`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +25,8 @@ MAX_ID_CHARS = 128
 
 @dataclass(frozen=True)
 class Speak:
+    """Speak a whole utterance."""
+
     text: str
     id: str
     voice: str | None
@@ -28,18 +35,20 @@ class Speak:
 
 @dataclass(frozen=True)
 class Append:
+    """Add streamed text to the open utterance (opening one), spoken clause by clause."""
+
     text: str
     voice: str | None
 
 
 @dataclass(frozen=True)
 class Flush:
-    pass
+    """Speak what was appended so far and close the open utterance."""
 
 
 @dataclass(frozen=True)
 class Cancel:
-    pass
+    """Barge-in: stop the audio at once and drop every utterance not yet played."""
 
 
 Command = Speak | Append | Flush | Cancel
@@ -82,11 +91,6 @@ def to_command(message: dict[str, Any]) -> Command:
     if kind == "cancel":
         return Cancel()
     raise InvalidRequest(f"type: unknown message type {kind!r}; expected one of {', '.join(COMMAND_TYPES)}")
-
-
-def event(kind: str, **fields: Any) -> str:
-    """A server -> client event as JSON text."""
-    return json.dumps({"type": kind, **fields})
 
 
 def _text(message: dict[str, Any], allow_empty: bool = False) -> str:

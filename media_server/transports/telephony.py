@@ -9,8 +9,9 @@ speak arrives as our custom events on the same socket:
 `{"event": "flush"}`. Audio leaves as `media` events carrying base64 8 kHz
 mu-law in 20 ms frames (160 bytes), paced in real time; after each utterance a
 `mark` named after its id; on `clear` a `clear` back so the far end flushes
-its own buffer. Protocol events (`started`, `audio_start`, `done`, `error`...)
-are sent as `{"event": <type>, ...}`.
+its own buffer. The session's events (`started`, `audio_start`, `done`,
+`error`...) are sent as `{"event": <type>, "streamSid": ..., ...}`
+(`event_message`).
 
 Every message, `media` included, counts against the session's message rate,
 which is `MAX_MESSAGES_PER_SECOND` plus Twilio's 50 `media` events a second.
@@ -21,22 +22,25 @@ most `MAX_ID_CHARS`), so echoes cannot pile up behind a long utterance.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
-from media_server.api.keys import ENGINE, METRICS, SETTINGS
-from media_server.api.security import add_websocket_route
-from media_server.api.socket_guard import disconnector, patience, websocket_response
-from media_server.api.socket_output import Framing, Patience, SocketOutput
 from media_server.audio.codecs import MulawEncoder
-from media_server.audio.playout import PlayoutEvent
-from media_server.conversation import Conversation
+from media_server.config import Settings
+from media_server.engine.seam import Engine
 from media_server.errors import InvalidRequest, MediaServerError
-from media_server.protocol import MAX_ID_CHARS, Cancel, decode_message, to_command
+from media_server.session.commands import MAX_ID_CHARS, Cancel, decode_message, to_command
+from media_server.session.events import ClientEvent, Ended, SessionEvent
+from media_server.session.session import Session, SessionLimits, SessionObserver
+from media_server.transports.socket_guard import disconnector, patience, websocket_response
+from media_server.transports.socket_output import Framing, Patience, SocketOutput
 
+PATH = "/ws/telephony"
 RATE = 8000
 ROUTE = "telephony"
 FRAME = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff")
@@ -45,33 +49,43 @@ MEDIA_EVENTS_PER_S = 50.0
 MAX_WAITING_MARKS = 64
 
 
+def telephony_message(kind: str, stream_sid: str | None, **fields: Any) -> str:
+    """A Twilio-style message: `{"event": kind, "streamSid": stream_sid, **fields}`."""
+    return json.dumps({"event": kind, "streamSid": stream_sid, **fields})
+
+
+def event_message(event: ClientEvent, stream_sid: str | None) -> str:
+    """A session event as a telephony message."""
+    return telephony_message(event.kind, stream_sid, **event.fields())
+
+
 class TelephonyCall:
+    """One call: Twilio's events in, its session's speech out as paced mu-law frames and events."""
+
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        conversation: Conversation,
-        max_message_bytes: int,
+        send_text: Callable[[str], Awaitable[None]],
+        engine: Engine,
+        limits: SessionLimits,
+        observer: SessionObserver,
+        voice: str | None,
         patience: Patience,
         on_not_reading: Callable[[str], None],
     ) -> None:
-        self.ws = ws
+        self._send_text = send_text
         self.stream_sid: str | None = None
-        self.conversation = conversation
-        self.output = SocketOutput(
-            MulawEncoder(RATE), self._send_media, ws.send_str, self._on_playout, patience, on_not_reading, FRAME
-        )
-        self._max_message_bytes = max_message_bytes
+        self._max_message_bytes = limits.max_message_bytes
         self._waiting_marks = 0
-        conversation.bind(self._send_event)
-        conversation.attach(self.output)
+        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, send_text, patience, on_not_reading, FRAME)
+        self.session = Session(engine, self.output, self._send_event, limits, ROUTE, observer, voice)
 
     def handle(self, raw: str) -> None:
-        if not self.conversation.admit():
+        if not self.session.admit():
             return
         try:
             self._handle(decode_message(raw, self._max_message_bytes, "event"))
         except MediaServerError as exc:
-            self.conversation.send_error(exc)
+            self.session.report_error(exc)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("event")
@@ -82,17 +96,17 @@ class TelephonyCall:
         elif kind == "mark":
             self._mark(message.get("mark"))
         elif kind == "clear":
-            self.conversation.dispatch(Cancel())
-            self.output.send_now(self._twilio("clear"))
+            self.session.dispatch(Cancel())
+            self.output.send_now(telephony_message("clear", self.stream_sid))
         elif kind in SPEECH_EVENTS:
-            self.conversation.dispatch(to_command({**message, "type": kind}))
+            self.session.dispatch(to_command({**message, "type": kind}))
         elif kind not in ("connected", "media", "stop", "dtmf"):
             raise InvalidRequest(f"event: unknown event {kind!r}")
 
     async def close(self) -> None:
         try:
-            await self.conversation.close()
-        finally:  # the client going away cancels the handler, maybe while the conversation closes
+            await self.session.close()
+        finally:  # the client going away cancels the handler, maybe while the session closes
             await self.output.close()
 
     def _mark(self, mark: object) -> None:
@@ -103,55 +117,52 @@ class TelephonyCall:
         if self._waiting_marks >= MAX_WAITING_MARKS:
             raise InvalidRequest(f"mark: {MAX_WAITING_MARKS} marks already wait for speech to be sent")
         self._waiting_marks += 1
-        echo = self._twilio("mark", mark={"name": name})
+        echo = telephony_message("mark", self.stream_sid, mark={"name": name})
 
         def send_echo() -> None:
             self._waiting_marks -= 1
             self.output.after_audio(echo)
 
-        self.conversation.after_queued(send_echo)
+        self.session.after_queued(send_echo)
 
-    def _on_playout(self, event: PlayoutEvent) -> None:
-        self.conversation.on_playout(event)
-        if event.kind == "end":
-            self.output.send_now(self._twilio("mark", mark={"name": event.utterance_id}))
+    def _send_event(self, event: SessionEvent) -> None:
+        if isinstance(event, Ended):
+            self.output.send_now(telephony_message("mark", self.stream_sid, mark={"name": event.id}))
+        else:
+            self.output.send_now(event_message(event, self.stream_sid))
 
     async def _send_media(self, frame: bytes) -> None:
-        await self.ws.send_str(self._twilio("media", media={"payload": base64.b64encode(frame).decode()}))
-
-    def _send_event(self, text: str) -> None:
-        event = json.loads(text)
-        self.output.send_now(json.dumps({"event": event.pop("type"), "streamSid": self.stream_sid, **event}))
-
-    def _twilio(self, event: str, **fields: Any) -> str:
-        return json.dumps({"event": event, "streamSid": self.stream_sid, **fields})
+        payload = base64.b64encode(frame).decode()
+        await self._send_text(telephony_message("media", self.stream_sid, media={"payload": payload}))
 
 
-async def ws_telephony(request: web.Request) -> web.WebSocketResponse:
-    engine, settings, metrics = request.app[ENGINE], request.app[SETTINGS], request.app[METRICS]
-    ws = websocket_response(settings)
-    await ws.prepare(request)
+def telephony_socket(engine: Engine, settings: Settings, observer: SessionObserver) -> Handler:
+    """The handler of `GET /ws/telephony`."""
     rate = settings.max_messages_per_second
-    conversation = Conversation(
-        engine,
-        settings,
-        voice=request.query.get("voice"),
-        route=ROUTE,
-        observer=metrics,
-        messages_per_second=rate + MEDIA_EVENTS_PER_S if rate else 0.0,
+    limits = dataclasses.replace(
+        SessionLimits.from_settings(settings), messages_per_second=rate + MEDIA_EVENTS_PER_S if rate else 0.0
     )
-    call = TelephonyCall(ws, conversation, settings.max_message_bytes, patience(settings), disconnector(request, ROUTE))
-    with metrics.session(ROUTE):
+
+    async def ws_telephony(request: web.Request) -> web.StreamResponse:
+        ws = websocket_response(settings)
+        await ws.prepare(request)
+        call = TelephonyCall(
+            ws.send_str,
+            engine,
+            limits,
+            observer,
+            request.query.get("voice"),
+            patience(settings),
+            disconnector(request, ROUTE),
+        )
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     call.handle(message.data)
                 elif message.type == WSMsgType.BINARY:
-                    conversation.admit()  # not part of the protocol, ignored; but counted
+                    call.session.admit()  # not part of the protocol, ignored; but counted
         finally:
             await call.close()
-    return ws
+        return ws
 
-
-def add_routes(app: web.Application) -> None:
-    add_websocket_route(app, "/ws/telephony", ws_telephony)
+    return ws_telephony

@@ -1,0 +1,226 @@
+"""Fakes at the session's seams, for unit tests: an engine that yields scripted chunks, an output whose playout
+the test drives, an observer that counts; and `until`, which lets the loop run until a condition holds.
+
+A script is the list of steps one request's stream takes: a number (a chunk
+of that many samples), a MediaServerError (raised there, as a synthesis that
+fails), or an asyncio.Event (the stream waits for it: a chunk that has not
+come yet). Nothing here sleeps; the only timeout guards against a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+
+import numpy as np
+
+from media_server.engine.observer import EngineObserver
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.errors import InvalidRequest, MediaServerError, UnknownVoice
+from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
+
+RATE = 24000
+VOICE = Voice(id="fake", name="Fake", backend="fake", languages=("en",), sample_rate=RATE)
+CHUNK = 480  # 20 ms at RATE
+DEFAULT_SCRIPT: tuple[int, ...] = (CHUNK, CHUNK)
+AMPLITUDE = 1000
+
+Step = int | MediaServerError | asyncio.Event
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Let the event loop run until `condition` holds (the timeout only guards against a hang)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110  (a test waits for a state of the code under test, which has no event)
+            await asyncio.sleep(0)
+
+
+class FakeStream:
+    """One request's audio, following its script."""
+
+    def __init__(self, request: SynthesisRequest, steps: Sequence[Step]) -> None:
+        self.request = request
+        self.voice = VOICE
+        self.language = "en"
+        self.sample_rate = RATE
+        self.timings = RequestTimings()
+        self.closed = False
+        self._steps = iter(steps)
+        self._index = 0
+
+    async def wait_ready(self) -> None:
+        pass
+
+    def __aiter__(self) -> FakeStream:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        for step in self._steps:
+            if isinstance(step, asyncio.Event):
+                await step.wait()
+            elif isinstance(step, MediaServerError):
+                raise step
+            else:
+                chunk = AudioChunk(np.full(step, AMPLITUDE, dtype=np.int16), RATE, self.request.id, self._index)
+                self._index += 1
+                return chunk
+        raise StopAsyncIteration
+
+    async def __aenter__(self) -> FakeStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeEngine:
+    """An engine with one voice that speaks each text by its script (`DEFAULT_SCRIPT` unless told), or refuses
+    it at admission (`refusals`)."""
+
+    def __init__(
+        self,
+        scripts: Mapping[str, Sequence[Step]] | None = None,
+        refusals: Mapping[str, MediaServerError] | None = None,
+    ) -> None:
+        self.scripts = dict(scripts or {})
+        self.refusals = dict(refusals or {})
+        self.requests: list[SynthesisRequest] = []
+        self.streams: list[FakeStream] = []
+
+    @property
+    def backend_name(self) -> str:
+        return "fake"
+
+    @property
+    def state(self) -> str:
+        return "ready"
+
+    async def start(self) -> float | None:
+        return 0.0
+
+    async def stop(self) -> None:
+        pass
+
+    def observe(self, observer: EngineObserver) -> None:
+        pass
+
+    def health(self) -> bool:
+        return True
+
+    def voices(self) -> Sequence[Voice]:
+        return [VOICE]
+
+    def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice:
+        if voice_id not in (None, VOICE.id):
+            raise UnknownVoice(f"voice: unknown voice {voice_id!r}; available: {VOICE.id}")
+        return VOICE
+
+    def validate_text(self, text: str) -> None:
+        pass
+
+    def stream(self, request: SynthesisRequest) -> FakeStream:
+        self.requests.append(request)
+        refusal = self.refusals.get(request.text)
+        if refusal is not None:
+            raise refusal
+        stream = FakeStream(request, self.scripts.get(request.text, DEFAULT_SCRIPT))
+        self.streams.append(stream)
+        return stream
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            backend="fake",
+            ready=True,
+            active=0,
+            queued=0,
+            parked=0,
+            max_queue=0,
+            completed=0,
+            cancelled=0,
+            failed=0,
+            refused=0,
+            steps=0,
+            last_batch=0,
+            audio_s=0.0,
+            busy_s=0.0,
+            cache_bytes=0,
+        )
+
+    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
+        raise InvalidRequest("reference: the fake engine does not clone voices")
+
+    async def delete_voice(self, voice_id: str) -> None:
+        raise InvalidRequest("voice: the fake engine has no cloned voices")
+
+
+class FakeOutput:
+    """An audio output whose playout the test drives: a real PlayoutQueue, pulled chunk by chunk by `play`."""
+
+    def __init__(self, sample_rate: int = RATE) -> None:
+        self.queue = PlayoutQueue(sample_rate)
+        self.ended: list[str] = []
+        self._listener: PlayoutListener = no_listener
+
+    @property
+    def sample_rate(self) -> int:
+        return self.queue.sample_rate
+
+    def report_to(self, listener: PlayoutListener) -> None:
+        self._listener = listener
+
+    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+        self.queue.push(utterance_id, pcm)
+
+    def end(self, utterance_id: str) -> None:
+        self.ended.append(utterance_id)
+        self.queue.end(utterance_id)
+
+    def clear(self) -> tuple[str | None, int]:
+        return self.queue.clear()
+
+    def discard(self, utterance_id: str) -> None:
+        self.queue.discard(utterance_id)
+
+    def play(self, pieces: int | None = None) -> int:
+        """Let `pieces` queued pieces (all, by default) leave, reporting their events; returns the samples played."""
+        played = 0
+        while pieces is None or pieces > 0:
+            pcm, events = self.queue.next_chunk()
+            if pcm is None and not events:
+                break
+            for event in events:
+                self._listener(event)
+            played += 0 if pcm is None else len(pcm)
+            pieces = None if pieces is None else pieces - 1
+        return played
+
+
+class FakeObserver:
+    """Counts what a session reports."""
+
+    def __init__(self) -> None:
+        self.live: Counter[str] = Counter()
+        self.ttfa: list[tuple[str, float]] = []
+        self.chunk_gaps: list[tuple[str, float]] = []
+
+    @contextmanager
+    def session(self, route: str) -> Iterator[None]:
+        self.live[route] += 1
+        try:
+            yield
+        finally:
+            self.live[route] -= 1
+
+    def observe_ttfa(self, route: str, seconds: float) -> None:
+        self.ttfa.append((route, seconds))
+
+    def observe_chunk_gap(self, route: str, seconds: float) -> None:
+        self.chunk_gaps.append((route, seconds))
