@@ -189,7 +189,3 @@ def audio_format(name: str, field: str = "response_format", allowed: tuple[str, 
     if spec is None:
         raise UnsupportedFormat(f"{field}: {name!r} is not supported; use one of {', '.join(choices)}")
     return spec
-
-
-def get_encoder(name: str, sample_rate: int, field: str = "response_format") -> StreamEncoder:
-    return audio_format(name, field).encoder(sample_rate)

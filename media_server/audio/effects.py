@@ -2,18 +2,19 @@
 
 Every function takes mono s16 PCM (`Pcm`) at a given sample rate and never
 changes it in place, so cached (read-only) audio can be handed to them; where
-there is nothing to do the input object itself comes back, and `trim_silence`
-returns a view into its input.
+there is nothing to do the input object itself comes back.
 
-- `trim_silence` cuts the leading/trailing silence of an utterance using the
-  WebRTC voice activity detector, then walks the cut back to where the
-  signal's energy starts, leaving `pad_ms` of silence; `speech_bounds` gives
-  the same cut points, for a caller that holds a chunk's tail back.
+- `speech_bounds` finds where speech starts and ends in a chunk: the WebRTC
+  voice activity detector says whether there is speech, then the cut is
+  walked out to where the signal's energy starts and ends, leaving `pad_ms`
+  of silence (`vad=False`: energy alone, once speech is known to have
+  started). The engine's post-processor trims leading silence and holds a
+  chunk's trailing silence back with it.
 - `change_speed` changes tempo without changing pitch (Rubber Band, through
   the `rubberband` command-line tool).
-- `measure_loudness` / `loudness_gain` / `apply_gain` / `normalize_loudness`
-  bring voices and backends to one level. Loudness is integrated loudness as
-  in ITU-R BS.1770 (K-weighting, 400 ms blocks, absolute and relative gates),
+- `measure_loudness` / `loudness_gain` / `apply_gain` bring voices and
+  backends to one level. Loudness is integrated loudness as in ITU-R BS.1770
+  (K-weighting, 400 ms blocks, absolute and relative gates),
   which is what ears compare; plain RMS would rate a bright voice quieter than
   it sounds. The K-weighting is applied in the frequency domain (the filter's
   magnitude response on each block's spectrum), which needs no IIR loop.
@@ -41,9 +42,7 @@ __all__ = [
     "change_speed",
     "loudness_gain",
     "measure_loudness",
-    "normalize_loudness",
     "speech_bounds",
-    "trim_silence",
 ]
 
 TARGET_LUFS = -23.0
@@ -66,28 +65,6 @@ _ABSOLUTE_GATE_LUFS, _RELATIVE_GATE_LU = -70.0, -10.0
 
 Floats = npt.NDArray[np.float64]
 Span = tuple[int, int]
-
-
-def trim_silence(
-    pcm: Pcm,
-    rate: int,
-    leading: bool = True,
-    trailing: bool = True,
-    pad_ms: float = 15.0,
-    aggressiveness: int = 2,
-) -> Pcm:
-    """`pcm` without its leading and/or trailing silence, keeping `pad_ms` before and after speech.
-
-    Audio where the detector finds no speech at all is returned unchanged:
-    a chunk that is all pause is not ours to drop.
-    """
-    if not (leading or trailing):
-        return pcm
-    bounds = speech_bounds(pcm, rate, pad_ms, aggressiveness)
-    if bounds is None:
-        return pcm
-    first, last = bounds
-    return pcm[first if leading else 0 : last if trailing else len(pcm)]
 
 
 def speech_bounds(pcm: Pcm, rate: int, pad_ms: float = 15.0, aggressiveness: int = 2, vad: bool = True) -> Span | None:
@@ -277,11 +254,6 @@ def apply_gain(pcm: Pcm, gain: float, ceiling: float = PEAK_CEILING) -> Pcm:
         room = math.floor(ceiling * _FULL_SCALE) - knee
         magnitude[over] = knee + room * np.tanh((magnitude[over] - knee) / room)
     return _to_pcm(np.copysign(magnitude, scaled))
-
-
-def normalize_loudness(pcm: Pcm, rate: int, target_lufs: float = TARGET_LUFS) -> Pcm:
-    """`pcm` at `target_lufs` integrated loudness, peaks kept under `PEAK_CEILING`."""
-    return apply_gain(pcm, loudness_gain(pcm, rate, target_lufs))
 
 
 def _to_pcm(samples: Floats) -> Pcm:

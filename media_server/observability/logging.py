@@ -153,7 +153,7 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 class LatencyBreakdown:
     """Where one utterance's time went, in seconds from receiving its text unless named a duration.
 
-    `queue_wait_s`, `text_prep_s`, `first_chunk_s` and `encode_s` are durations
+    `queue_wait_s`, `text_prep_s` and `first_chunk_s` are durations
     of those stages before the first audio; `first_send_s` is when the first
     audio left (the server-side TTFA), `total_s` when the last did.
     """
@@ -164,7 +164,6 @@ class LatencyBreakdown:
     text_prep_s: float
     queue_wait_s: float
     first_chunk_s: float
-    encode_s: float
     first_send_s: float
     total_s: float
     audio_s: float
@@ -178,7 +177,6 @@ class LatencyBreakdown:
             "text_prep_ms": _ms(self.text_prep_s),
             "queue_wait_ms": _ms(self.queue_wait_s),
             "first_chunk_ms": _ms(self.first_chunk_s),
-            "encode_ms": _ms(self.encode_s),
             "first_send_ms": _ms(self.first_send_s),
             "total_ms": _ms(self.total_s),
             "audio_ms": _ms(self.audio_s),
@@ -188,15 +186,14 @@ class LatencyBreakdown:
         """One line: a readable message, and every number as a field."""
         logger.log(
             level,
-            "utterance %s on %s: first audio after %.1f ms (text %.1f, queue %.1f, first chunk %.1f, "
-            "encode %.1f), %.0f ms of audio in %.0f ms",
+            "utterance %s on %s: first audio after %.1f ms (text %.1f, queue %.1f, first chunk %.1f), "
+            "%.0f ms of audio in %.0f ms",
             self.utterance_id,
             self.route,
             self.first_send_s * 1000,
             self.text_prep_s * 1000,
             self.queue_wait_s * 1000,
             self.first_chunk_s * 1000,
-            self.encode_s * 1000,
             self.audio_s * 1000,
             self.total_s * 1000,
             extra=self.fields(),

@@ -230,6 +230,11 @@ class Metrics:
             buckets=CHUNK_GAP_BUCKETS,
             registry=r,
         )
+        self._track_resyncs = Counter(
+            "media_server_track_resyncs",
+            "Times a track fell more than half a second behind (an event-loop stall) and restarted its schedule.",
+            registry=r,
+        )
         self._track_lag = Histogram(
             "media_server_track_lag_seconds",
             "How late a paced audio frame left the track.",
@@ -284,6 +289,9 @@ class Metrics:
 
     def observe_track_lag(self, seconds: float) -> None:
         self._track_lag.observe(max(0.0, seconds))
+
+    def record_track_resync(self) -> None:
+        self._track_resyncs.inc()
 
     def record_underrun(self, route: str, silence_s: float) -> None:
         """One gap of silence inside an utterance, `silence_s` long."""

@@ -37,6 +37,9 @@ class TrackObserver(Protocol):
 
     def record_underrun(self, route: str, silence_s: float) -> None: ...
 
+    def record_track_resync(self) -> None:
+        """The track fell so far behind (an event-loop stall) that its schedule restarted."""
+
 
 class SpeechTrack(MediaStreamTrack):
     kind = "audio"
@@ -81,7 +84,10 @@ class SpeechTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         idle = self.queue.idle
+        resyncs = self.pacer.resyncs
         delay = self.pacer.next_delay(idle=idle)
+        if self.pacer.resyncs > resyncs and self._observer is not None:
+            self._observer.record_track_resync()
         if delay > 0:
             if idle:
                 await self._wait_for_speech(delay)

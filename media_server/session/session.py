@@ -362,7 +362,6 @@ class Session:
             text_prep_s=timings.text_prep_s,
             queue_wait_s=timings.queue_wait_s,
             first_chunk_s=timings.first_step_s,
-            encode_s=0.0,
             first_send_s=(utterance.first_sent_at or now) - received,
             total_s=now - received,
             audio_s=audio_s,

@@ -19,9 +19,7 @@ from media_server.audio.effects import (
     change_speed,
     loudness_gain,
     measure_loudness,
-    normalize_loudness,
     speech_bounds,
-    trim_silence,
 )
 from media_server.audio.fade import fade_out
 from media_server.audio.pcm import Pcm
@@ -84,39 +82,36 @@ def largest_jump(pcm: npt.NDArray[np.int16]) -> int:
     return int(np.abs(np.diff(pcm.astype(np.int32))).max())
 
 
+def trimmed(audio: Pcm, rate: int) -> Pcm:
+    bounds = speech_bounds(audio, rate)
+    assert bounds is not None
+    return audio[bounds[0] : bounds[1]]
+
+
 @pytest.mark.parametrize("rate", [RATE, 16000])
-def test_trim_keeps_a_short_pad_before_and_after_speech(speech: Pcm, rate: int) -> None:
+def test_speech_bounds_keep_a_short_pad_before_and_after_speech(speech: Pcm, rate: int) -> None:
     if rate != RATE:
         resampler = Resampler(RATE, rate)
         speech = np.concatenate([resampler.process(speech), resampler.flush()])
     audio = padded(speech, rate, 0.4, 0.5)
-    trimmed = trim_silence(audio, rate)
-    onset, offset = energy_span(trimmed)
+    cut = trimmed(audio, rate)
+    onset, offset = energy_span(cut)
     assert 0 < onset / rate * 1000 <= 30
-    assert 0 < (len(trimmed) - offset) / rate * 1000 <= 60
-    assert len(trimmed) < len(audio) - 0.8 * rate
+    assert 0 < (len(cut) - offset) / rate * 1000 <= 60
+    assert len(cut) < len(audio) - 0.8 * rate
 
 
-def test_trim_one_side_only(speech: Pcm) -> None:
+@pytest.mark.parametrize("vad", [True, False])
+def test_audio_without_speech_has_no_bounds(vad: bool) -> None:
+    assert speech_bounds(np.zeros(RATE, dtype=np.int16), RATE, vad=vad) is None
+    assert speech_bounds(np.zeros(0, dtype=np.int16), RATE, vad=vad) is None
+
+
+def test_energy_alone_finds_about_the_same_end_as_the_detector(speech: Pcm) -> None:
     audio = padded(speech, RATE, 0.4, 0.5)
-    assert trim_silence(audio, RATE, trailing=False)[-100:].tolist() == audio[-100:].tolist()
-    assert trim_silence(audio, RATE, leading=False)[:100].tolist() == audio[:100].tolist()
-
-
-def test_speech_bounds_are_the_trim_points(speech: Pcm) -> None:
-    audio = padded(speech, RATE, 0.4, 0.5)
-    bounds = speech_bounds(audio, RATE)
-    assert bounds is not None
-    first, last = bounds
-    assert np.array_equal(trim_silence(audio, RATE), audio[first:last])
-    assert speech_bounds(np.zeros(RATE, dtype=np.int16), RATE) is None
-
-
-def test_trim_leaves_audio_without_speech_alone() -> None:
-    quiet = np.random.default_rng(1).normal(0, 10, RATE).astype(np.int16)
-    assert trim_silence(quiet, RATE) is quiet
-    empty = np.zeros(0, dtype=np.int16)
-    assert trim_silence(empty, RATE) is empty
+    with_vad, energy_only = speech_bounds(audio, RATE), speech_bounds(audio, RATE, vad=False)
+    assert with_vad is not None and energy_only is not None
+    assert abs(with_vad[1] - energy_only[1]) <= RATE * 0.03
 
 
 def test_speed_one_is_a_bypass(speech: Pcm) -> None:
@@ -152,8 +147,8 @@ def test_loudness_of_a_sine_matches_bs1770(rate: int) -> None:
 
 def test_different_gains_come_out_at_the_same_level(speech: Pcm) -> None:
     quiet = (speech * 0.05).astype(np.int16)
-    loud = normalize_loudness(speech, RATE)
-    lifted = normalize_loudness(quiet, RATE)
+    loud = apply_gain(speech, loudness_gain(speech, RATE))
+    lifted = apply_gain(quiet, loudness_gain(quiet, RATE))
     assert abs(measure_loudness(quiet, RATE) - measure_loudness(speech, RATE)) > 20
     assert measure_loudness(loud, RATE) == pytest.approx(TARGET_LUFS, abs=0.1)
     assert measure_loudness(lifted, RATE) == pytest.approx(TARGET_LUFS, abs=0.1)
@@ -161,12 +156,12 @@ def test_different_gains_come_out_at_the_same_level(speech: Pcm) -> None:
 
 def test_gain_never_clips(speech: Pcm) -> None:
     ceiling = PEAK_CEILING * 32768
-    assert np.abs(normalize_loudness(speech, RATE, target_lufs=-5.0).astype(np.int32)).max() <= ceiling
+    assert np.abs(apply_gain(speech, loudness_gain(speech, RATE, -5.0)).astype(np.int32)).max() <= ceiling
     # One click in quiet audio: loudness asks for a big gain, the peak forbids it.
     clicked = (speech * 0.02).astype(np.int16)
     clicked[1000] = 30000
     assert loudness_gain(clicked, RATE) > 10
-    assert np.abs(normalize_loudness(clicked, RATE).astype(np.int32)).max() <= ceiling
+    assert np.abs(apply_gain(clicked, loudness_gain(clicked, RATE)).astype(np.int32)).max() <= ceiling
     assert np.abs(apply_gain(speech, 100.0).astype(np.int32)).max() <= ceiling
 
 
@@ -181,7 +176,8 @@ def test_gain_gives_the_same_samples_however_the_audio_is_cut(speech: Pcm) -> No
 def test_silence_is_left_alone() -> None:
     silence = np.zeros(RATE, dtype=np.int16)
     assert measure_loudness(silence, RATE) == -math.inf
-    assert normalize_loudness(silence, RATE) is silence
+    assert loudness_gain(silence, RATE) == 1.0
+    assert apply_gain(silence, 1.0) is silence
 
 
 def test_fade_out_removes_the_click_of_a_cut(speech: Pcm) -> None:

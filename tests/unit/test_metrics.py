@@ -211,6 +211,7 @@ EXPECTED_FAMILIES = {
         "media_server_engine_worker_restarts",
         "media_server_underruns",
         "media_server_underrun_seconds",
+        "media_server_track_resyncs",
     },
     "gauge": {
         "media_server_cache_bytes",
