@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from media_server.api import health, openapi, security, speech, static, voices
+from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
-from media_server.api.keys import ENGINE, METRICS, SETTINGS
 from media_server.config import Settings
 from media_server.engine.front import EngineFront
 from media_server.engine.seam import Engine

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from media_server.api.keys import ENGINE, METRICS
+from media_server.api.app_keys import ENGINE, METRICS
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.resample import Resampler
 from media_server.audio.wav import wav_header

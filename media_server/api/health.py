@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from media_server.api.keys import ENGINE
+from media_server.api.app_keys import ENGINE
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from media_server.api.app_keys import ENGINE, SETTINGS
 from media_server.api.audio_response import stream_audio, stream_events, whole_audio
 from media_server.api.body import json_object, optional, required, with_default
-from media_server.api.keys import ENGINE, SETTINGS
 from media_server.api.openai_names import OPENAI_MODELS, check_model, map_voice
 from media_server.audio.codecs import PcmEncoder, audio_format
 from media_server.audio.constants import OPENAI_PCM_RATE

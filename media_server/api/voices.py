@@ -18,8 +18,8 @@ from dataclasses import asdict
 
 from aiohttp import BodyPartReader, web
 
+from media_server.api.app_keys import ENGINE, SETTINGS
 from media_server.api.audio_response import whole_audio
-from media_server.api.keys import ENGINE, SETTINGS
 from media_server.api.remote_audio import fetch_reference
 from media_server.audio.decode import decode_audio
 from media_server.engine.types import Priority, SynthesisRequest, Voice

@@ -1,4 +1,4 @@
-"""Typed application state shared by the routes."""
+"""Typed application state (aiohttp `AppKey`s) shared by the routes; API keys are in `security.py`."""
 
 from __future__ import annotations
 
