@@ -1,7 +1,7 @@
 """Closed-loop load on the HTTP and WebSocket routes: N concurrent clients, each sending its next
 request as soon as the last one finished, for a set time; one route at a time.
 
-Routes are those of DESIGN section 4 (plus the piper baseline's `/synthesize`). Each is probed
+Routes are those of the README's API section (plus the piper baseline's `/synthesize`). Each is probed
 first with one short request: a route that answers 404 or 405 is not on this server yet and is
 skipped, saying so, as is one whose probe fails. Every request speaks a numbered copy of the same
 paragraph (`UniqueTexts`), so no cache can answer it and every route synthesizes alike.

@@ -24,7 +24,7 @@ from loadtest.report import SERVER_SERIES, STATUS_CLASSES
 from loadtest.results import Document, http_phases, rtc_levels
 from loadtest.utterance import UNDERRUN_TOLERANCE_MS
 
-TTFA_TARGET_P50_MS = 50  # at 16 sessions (DESIGN section 5)
+TTFA_TARGET_P50_MS = 50  # at 16 sessions (loadtest/RESULTS.md, targets)
 TTFA_TARGET_P95_MS = 120  # at 16 sessions; capacity counts levels with p95 under 150 ms
 CAPACITY_P95_MS = 150
 CDF_TICKS_MS = (20, 50, 100, 150, 200, 300, 500, 1000, 2000, 5000)

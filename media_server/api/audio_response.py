@@ -106,7 +106,7 @@ class EventStream:
 async def stream_events(
     request: web.Request, synth: SynthesisRequest, encoder: StreamEncoder, route: str, openai_style: bool
 ) -> web.StreamResponse:
-    """Audio as SSE: OpenAI's `speech.audio.delta`/`done`, or the prototype's `audio`/`done` events."""
+    """Audio as SSE: OpenAI's `speech.audio.delta`/`done`, or `/tts/stream`'s own `audio`/`done` events."""
     async with await _started(request, synth) as chunks:
         events = EventStream(request)
         await events.open()

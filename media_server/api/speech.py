@@ -1,4 +1,4 @@
-"""Speech routes: OpenAI-compatible `/v1/audio/speech` and `/v1/models`, the prototype's `/tts`,
+"""Speech routes: OpenAI-compatible `/v1/audio/speech` and `/v1/models`, `/tts` (a whole file),
 and its streaming variants `/tts/stream` (SSE) and `/tts/pcm` (chunked raw PCM)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The session emits these objects to its event sink and never JSON; each
 transport writes them in its own protocol. The data channel and `/ws/tts`
-share one, `to_json` (`{"type": kind, **fields}`, DESIGN section 4), and
+share one, `to_json` (`{"type": kind, **fields}`, the README's API section), and
 `json_sink` is the sink that speaks it; telephony writes
 `{"event": kind, "streamSid": ..., **fields}`. `kind` and `fields()` are an
 event's protocol name and body, in the order they go on the wire.
