@@ -52,6 +52,8 @@ class SynthesisRequest:
     priority: Priority = Priority.BATCH
     id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
     received_at: float = field(default_factory=time.monotonic)
+    fallback_language: str | None = None
+    """For language "auto": the language to assume when the text does not clearly say (a session's so far)."""
     deadline: float | None = None
     """When (monotonic) the listener will need this request's first audio: later than now when it
     continues an utterance whose earlier audio is still playing. None: at once."""

@@ -85,6 +85,8 @@ class Utterance:
     id: str
     voice: str | None
     speed: float = 1.0
+    language: str | None = None
+    """Decided by its first segment; later segments are spoken in it."""
     texts: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     text_at: float | None = None
     chars: int = 0
@@ -137,6 +139,8 @@ class Session:
         self._limits = limits
         self._observer = observer
         self._voice = voice
+        self._language: str | None = None
+        """The language the session has been speaking: assumed for text that does not clearly say."""
         self._on_activity = on_activity
         self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
         self._live: dict[str, Utterance] = {}
@@ -325,11 +329,14 @@ class Session:
                 request = SynthesisRequest(
                     text=text,
                     voice=utterance.voice,
+                    language=utterance.language or "auto",
                     speed=utterance.speed,
                     priority=Priority.REALTIME,
+                    fallback_language=self._language,
                     deadline=utterance.next_deadline(time.monotonic()),
                 )
                 async with self._engine.stream(request) as chunks:
+                    utterance.language = self._language = chunks.language
                     if utterance.timings is None:
                         utterance.timings = chunks.timings
                         self._emit(Started(id=utterance.id, voice=chunks.voice.id, language=chunks.language))
