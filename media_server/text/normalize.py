@@ -28,6 +28,14 @@ Documented choices:
   "nineteen ninety-nine", "2005" -> "two thousand five"); with a thousands
   separator ("1,999") it is a cardinal. English cardinals drop "and"
   (American reading: "one hundred five").
+- A whole number before a fraction is a mixed number ("2 1/2" -> "two and a
+  half", "1¾" -> "one and three quarters").
+- A unit after "per" or a slash is read singular ("$120 per yr." -> "one
+  hundred twenty dollars per year", "$5/mo" -> "five dollars per month").
+- Numbers with two or more dots are versions, read part by part ("3.11.4" ->
+  "three point eleven point four"), as is a number after "v" or "version"
+  ("v3.10" -> "version three point ten"); four parts up to 255 are an IPv4
+  address, read digit by digit ("dot" between); "31.12.2023" is a day-first date.
 - Digits are read one by one in phone numbers (groups as written, joined by
   commas), in numbers with a leading zero ("007"), and in runs of ten or more
   digits (grouped in threes, the last group taking up to four).
@@ -190,6 +198,46 @@ _URL = re.compile(
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"
     rf"|(?<![\w@.])[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?"
 )
+# Units read after "per" or a slash ("per yr.", "/mo"), singular, beside those of `_UNITS`.
+_RATE_UNITS: dict[str, str] = {
+    "yr": "year",
+    "year": "year",
+    "mo": "month",
+    "month": "month",
+    "wk": "week",
+    "week": "week",
+    "day": "day",
+    "d": "day",
+    "h": "hour",
+    "hr": "hour",
+    "hour": "hour",
+    "min": "minute",
+    "sec": "second",
+    "s": "second",
+    "person": "person",
+    "head": "head",
+    "unit": "unit",
+    "user": "user",
+    "seat": "seat",
+    "night": "night",
+}
+_VULGAR_FRACTIONS = {
+    "½": (1, 2),
+    "⅓": (1, 3),
+    "⅔": (2, 3),
+    "¼": (1, 4),
+    "¾": (3, 4),
+    "⅕": (1, 5),
+    "⅖": (2, 5),
+    "⅗": (3, 5),
+    "⅘": (4, 5),
+    "⅙": (1, 6),
+    "⅚": (5, 6),
+    "⅛": (1, 8),
+    "⅜": (3, 8),
+    "⅝": (5, 8),
+    "⅞": (7, 8),
+}
 _SYMBOLS = {"&": "and", "@": "at", "+": "plus", "=": "equals", "%": "percent", "×": "times"}
 
 
@@ -400,21 +448,67 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             groups[-2:] = [groups[-2] + groups[-1]]
         return ", ".join(say.digits(g) for g in groups)
 
+    def mixed(whole: str | None, numerator: int, denominator: int) -> str | None:
+        if not 0 < numerator < denominator:
+            return None
+        reading = fraction(numerator, denominator)
+        if whole is None:
+            return reading
+        if numerator == 1:
+            reading = "a " + reading.removeprefix("one ")
+        return f"{say.number(whole)} and {reading}"
+
+    def mixed_number(m: re.Match[str]) -> str:
+        return mixed(m["whole"], int(m["n"]), int(m["d"])) or m[0]
+
+    def vulgar(m: re.Match[str]) -> str:
+        return mixed(m["whole"], *_VULGAR_FRACTIONS[m["f"]]) or m[0]
+
+    def rate(m: re.Match[str]) -> str:
+        unit_word = _RATE_UNITS.get(m["unit"]) or _UNITS[m["unit"]][0]
+        reading = f"{' ' if m['lead'] == '/' else ''}per {unit_word}"
+        return f"{reading}." if m["dot"] and _ends_sentence(m.string, m.end()) else reading
+
+    def version(m: re.Match[str]) -> str:
+        parts = m["v"].split(".")
+        if len(parts) == 4 and all(len(p) <= 3 and int(p) <= 255 for p in parts):
+            return " dot ".join(say.digits(p) for p in parts)
+        if len(parts) == 3 and len(parts[2]) == 4 and all(len(p) <= 2 for p in parts[:2]):
+            if _valid_date(int(parts[1]), int(parts[0])):
+                return month_day(int(parts[1]), int(parts[0]), parts[2], day_first=True)
+        if not m["prefix"] and len(parts) == 3 and len(parts[2]) == 4 and all(len(p) >= 2 for p in parts):
+            return m[0]  # a phone number ("555.867.5309"): the phone rule reads it
+        words = " point ".join(say.cardinal(int(p)) for p in parts)
+        prefix = m["prefix"] or ""
+        return f"{'version ' if prefix in ('v', 'V') else prefix}{words}"
+
     units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    rate_units = "|".join(re.escape(u) for u in sorted(_RATE_UNITS.keys() | _UNITS.keys(), key=len, reverse=True))
     units = units.replace("°", "°\\s?")
     codes = "|".join(_CURRENCIES)
     symbols = "".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
     ampm = r"\s?(?P<ampm>[aApP])\.?[mM]\.?(?!\w)"
     return (
         (_URL, url),
+        (
+            re.compile(rf"(?P<lead>\bper\s+|(?<=[\w%])/)(?P<unit>{rate_units})(?P<dot>\.)?(?![\w/°])"),
+            rate,
+        ),
         (_ABBREVIATION, abbreviation),
         (re.compile(r"\b[Nn]o\.\s?(?=\d)"), lambda m: f"{m[0][0]}umber "),
         (re.compile(r"#\s?(?=\d)"), lambda m: "number "),
         (re.compile(r"(?<![\w-])(\d{4})-(\d{2})-(\d{2})(?![\w-])"), iso_date),
         (
             re.compile(
+                r"(?<![\w.,])(?P<prefix>(?:[vV]|[Vv]ersion\s))?(?P<v>\d+(?:\.\d+){2,}|(?<=[vV])\d+\.\d+"
+                r"|(?<=[Vv]ersion\s)\d+\.\d+)(?![\w.]\w|\.\d)"
+            ),
+            version,
+        ),
+        (
+            re.compile(
                 r"(?<![\w+])(?:(?P<cc>\+\d{1,3})[ .-]?)?(?:\((?P<area>\d{2,4})\)[ .-]?)?"
-                r"(?P<body>\d{2,4}(?P<sep>[ .-])\d{2,4}(?:(?P=sep)\d{2,4}){0,3})(?!\w|[.-]\d)"
+                r"(?P<body>\d{1,4}(?P<sep>[ .-])\d{2,4}(?:(?P=sep)\d{2,4}){0,4})(?!\w|[.-]\d)"
             ),
             phone,
         ),
@@ -432,6 +526,8 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             ),
             named_date,
         ),
+        (re.compile(r"(?<![\w.,/])(?P<whole>\d+)\s(?P<n>\d{1,2})/(?P<d>\d{1,2})(?![\w/]|\.\d)"), mixed_number),
+        (re.compile(rf"(?<![\w.,])(?P<whole>\d+)?\s?(?P<f>[{''.join(_VULGAR_FRACTIONS)}])"), vulgar),
         (
             re.compile(r"(?<![\w/.])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<year>\d{4}|\d{2}))?(?![\w/]|\.\d)"),
             slash,
@@ -441,6 +537,10 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             clock,
         ),
         (re.compile(rf"(?<![\w:.])(?P<h>1[0-2]|0?[1-9]){ampm}"), hour),
+        (
+            re.compile(rf"(?P<symbol>[{symbols}])(?P<a>{_NUM})\s?[-–]\s?(?P=symbol)?(?P<b>{_NUM}){_AFTER}"),
+            lambda m: f"{m['a']} to {m['symbol']}{m['b']}",
+        ),
         (
             re.compile(rf"{_BEFORE}(?P<a>{_NUM})(?:-|\s?–\s?)(?P<b>{_NUM}){_AFTER}"),
             lambda m: f"{m['a']} to {m['b']}",
