@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, openapi, security, speech, static, voices
+from media_server.api import dictionaries, health, openapi, security, speech, static, voices
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -130,6 +130,7 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
+    dictionaries.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
     security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
     openapi.add_routes(app)

@@ -18,6 +18,8 @@ from types import TracebackType
 
 import numpy as np
 
+from media_server.config import Settings
+from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.observer import EngineObserver
 from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
 from media_server.errors import InvalidRequest, MediaServerError, UnknownVoice
@@ -95,6 +97,7 @@ class FakeEngine:
         self.refusals = dict(refusals or {})
         self.requests: list[SynthesisRequest] = []
         self.streams: list[FakeStream] = []
+        self.dictionaries = DictionaryStore(Settings())
 
     @property
     def backend_name(self) -> str:

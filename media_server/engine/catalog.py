@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from media_server.engine.parameters import check_parameters
-from media_server.engine.types import SynthesisRequest, Voice
+from media_server.engine.types import Voice
 from media_server.errors import InvalidRequest, NothingToSpeak, TextTooLong, UnknownVoice, UnsupportedLanguage
 from media_server.text.langid import CONFIDENT, identify, wholly_in
 
@@ -54,15 +53,6 @@ class VoiceCatalog:
             raise InvalidRequest(f"text: character {exc.start} is an unpaired surrogate, not a character") from exc
         if len(text) > self._max_text_chars:
             raise TextTooLong(f"text: {len(text)} characters is over the limit of {self._max_text_chars}")
-
-    def admit(self, request: SynthesisRequest) -> tuple[Voice, str]:
-        """The voice and language `request` will be spoken in; raises MediaServerError when it is refused."""
-        self.validate_text(request.text)
-        check_parameters(request)
-        language = request.language.strip()
-        if language.lower() in ("", "auto"):
-            language = self.detect(request.text, request.voice, request.fallback_language)
-        return self.resolve_voice(request.voice, language), language
 
     def detect(self, text: str, voice_id: str | None, expected: str | None = None) -> str:
         """The language to speak `text` in, for `language: "auto"`, with voice `voice_id` (None: any voice).

@@ -1,7 +1,8 @@
 """RequestPipeline: what the engine does around the model for one request.
 
 Created at admission on the event loop (cheap), then run in a worker thread:
-`begin` normalizes the text for its language and looks the result up in the
+`begin` makes the text speakable for its language (normalized, SSML's inline
+readings and phonemes in place: `text/spoken.py`) and looks the result up in the
 audio cache; `process` finishes each step's audio (trim, speed, loudness)
 and records it; `complete` stores a finished utterance in the cache.
 """
@@ -15,8 +16,8 @@ from typing import Protocol
 from media_server.audio.pcm import Pcm
 from media_server.engine.cache import AudioCache, CacheKey
 from media_server.engine.postprocess import PostProcessor
-from media_server.engine.types import RequestTimings, SynthesisRequest, Voice
-from media_server.text.normalize import normalize
+from media_server.engine.types import PHONEMES, RequestTimings, SynthesisRequest, Voice
+from media_server.text.spoken import spoken_text
 
 
 class Finisher(Protocol):
@@ -50,8 +51,8 @@ class RequestPipeline:
         """The request as the backend should see it, and the cached audio if there is some."""
         started = time.monotonic()
         self.timings.queue_wait_s = started - self.request.received_at
-        text = normalize(self.request.text, self.language)
-        prepared = replace(self.request, text=text, language=self.language)
+        text = spoken_text(self.request.text, self.request.ssml, self.language, PHONEMES in self.voice.capabilities)
+        prepared = replace(self.request, text=text, language=self.language, ssml=False)
         key = CacheKey.for_request(prepared, self.voice, text=text, language=self.language)
         cached = None
         if self._cache.cacheable(key):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from media_server.engine.types import (
+    DictionaryLocator,
     EngineStats,
     Pcm,
     Priority,
@@ -52,6 +53,7 @@ from media_server.errors import (
     ConfigError,
     EngineError,
     InvalidRequest,
+    InvalidSsml,
     MediaServerError,
     NoAudio,
     NothingToSpeak,
@@ -78,6 +80,7 @@ _ERRORS: dict[str, type[MediaServerError]] = {
     cls.code: cls
     for cls in (
         InvalidRequest,
+        InvalidSsml,
         UnknownVoice,
         TextTooLong,
         UnsupportedFormat,
@@ -158,12 +161,19 @@ def request_to_wire(request: SynthesisRequest) -> Message:
 
 def request_from_wire(fields: Message) -> SynthesisRequest:
     return SynthesisRequest(
-        **{**fields, "sampling": SamplingParams(**fields["sampling"]), "priority": Priority(fields["priority"])}
+        **{
+            **fields,
+            "sampling": SamplingParams(**fields["sampling"]),
+            "priority": Priority(fields["priority"]),
+            "pronunciation_dictionaries": tuple(
+                DictionaryLocator(**locator) for locator in fields["pronunciation_dictionaries"]
+            ),
+        }
     )
 
 
 def voice_from_wire(fields: Message) -> Voice:
-    return Voice(**{**fields, "languages": tuple(fields["languages"])})
+    return Voice(**{**fields, "languages": tuple(fields["languages"]), "capabilities": tuple(fields["capabilities"])})
 
 
 def stats_from_wire(fields: Message) -> EngineStats:

@@ -57,7 +57,7 @@ from functools import cache
 
 from num2words import CONVERTER_CLASSES, num2words
 
-__all__ = ["normalize"]
+__all__ = ["normalize", "number_words"]
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
@@ -286,6 +286,11 @@ def normalize(text: str, language: str = "en") -> str:
     lead = text[: len(text) - len(text.lstrip())]
     trail = text[len(text.rstrip()) :]
     return f"{lead}{body}{trail}"
+
+
+def number_words(language: str) -> _Speaker:
+    """How numbers are said in `language` (English where `num2words` does not know it)."""
+    return _Speaker(_num2words_language(language))
 
 
 def _num2words_language(language: str) -> str:

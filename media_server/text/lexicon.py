@@ -1,0 +1,186 @@
+"""Pronunciation rules (ElevenLabs' shape), read from JSON or a PLS file, and applied to text.
+
+A rule replaces `string_to_replace` with an `alias` (other text, normalized
+like the rest) or with a `phoneme` (IPA; said by voices that speak phonemes,
+the others say the word as written). Matching:
+- on word boundaries: a rule for "Tom" does not touch "Tomato" (a rule may set
+  `word_boundaries: false`);
+- case-sensitive: "SQL" does not match "sql" (a rule may set
+  `case_sensitive: false`);
+- at each place, the longest match wins; among equally long ones, the first
+  dictionary given, and in it the first rule;
+- the replacement is not searched again (an alias is never itself replaced).
+
+PLS (W3C Pronunciation Lexicon Specification) files give the same rules:
+each `<lexeme>`'s `<grapheme>`s are replaced by its first `<alias>` or
+`<phoneme>` (alphabet "ipa" only); they are parsed by the same hardened
+parser as SSML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from media_server.errors import InvalidRequest, InvalidSsml
+from media_server.text.ssml import MAX_PHONEME_CHARS, Element, Inline, Phoneme, Text, check_ipa, parse
+
+__all__ = ["Lexicon", "Rule", "rules_from_json", "rules_from_pls"]
+
+MAX_STRING_CHARS = 100
+MAX_ALIAS_CHARS = 500
+RuleKind = Literal["alias", "phoneme"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    string_to_replace: str
+    type: RuleKind
+    replacement: str
+    """The alias text, or the IPA."""
+    case_sensitive: bool = True
+    word_boundaries: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The rule in ElevenLabs' JSON shape."""
+        body: dict[str, Any] = {"string_to_replace": self.string_to_replace, "type": self.type}
+        if self.type == "alias":
+            body["alias"] = self.replacement
+        else:
+            body |= {"phoneme": self.replacement, "alphabet": "ipa"}
+        return body | {"case_sensitive": self.case_sensitive, "word_boundaries": self.word_boundaries}
+
+
+def rules_from_json(value: object, name: str = "rules") -> list[Rule]:
+    """Rules from a JSON list in ElevenLabs' shape; raises InvalidRequest naming the field (`rules[2].alias`)."""
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(f"{name}: required, a non-empty list of rules")
+    return [_rule(item, f"{name}[{i}]") for i, item in enumerate(value)]
+
+
+def _rule(item: object, name: str) -> Rule:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{name}: must be an object with string_to_replace, type and alias or phoneme")
+    kind = item.get("type")
+    if kind not in ("alias", "phoneme"):
+        raise InvalidRequest(f"{name}.type: {kind!r} is not one of alias, phoneme")
+    if kind == "phoneme" and str(item.get("alphabet", "ipa")).lower() != "ipa":
+        raise InvalidRequest(f"{name}.alphabet: {item.get('alphabet')!r} is not supported; use ipa")
+    flags = {key: item.get(key, True) for key in ("case_sensitive", "word_boundaries")}
+    for key, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise InvalidRequest(f"{name}.{key}: must be true or false")
+    return _checked(_string(item, "string_to_replace", name), kind, _string(item, kind, name), name, **flags)
+
+
+def _string(item: dict[str, Any], key: str, name: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{name}.{key}: required, a non-empty string")
+    return value
+
+
+def _checked(
+    string: str, kind: RuleKind, replacement: str, name: str, case_sensitive: bool = True, word_boundaries: bool = True
+) -> Rule:
+    string, replacement = " ".join(string.split()), " ".join(replacement.split())
+    if len(string) > MAX_STRING_CHARS:
+        raise InvalidRequest(f"{name}.string_to_replace: {len(string)} characters is over {MAX_STRING_CHARS}")
+    if "\x00" in string + replacement:
+        raise InvalidRequest(f"{name}: contains U+0000 (NUL)")
+    if kind == "alias" and len(replacement) > MAX_ALIAS_CHARS:
+        raise InvalidRequest(f"{name}.alias: {len(replacement)} characters is over {MAX_ALIAS_CHARS}")
+    if kind == "phoneme":
+        if len(replacement) > MAX_PHONEME_CHARS:
+            raise InvalidRequest(f"{name}.phoneme: {len(replacement)} characters is over {MAX_PHONEME_CHARS}")
+        try:
+            check_ipa(replacement, f"{name}.phoneme")
+        except InvalidSsml as exc:
+            raise InvalidRequest(exc.message) from None
+    return Rule(string, kind, replacement, case_sensitive, word_boundaries)
+
+
+def rules_from_pls(document: str) -> list[Rule]:
+    """The rules of a PLS lexicon; raises InvalidRequest (InvalidSsml for malformed XML) naming what is wrong."""
+    root = parse(document)
+    lexicons = [child for child in root.children if isinstance(child, Element)]
+    if len(lexicons) != 1 or lexicons[0].tag != "lexicon":
+        raise InvalidRequest("file: a PLS file has one <lexicon> element at its root")
+    lexicon = lexicons[0]
+    alphabet = lexicon.attrs.get("alphabet", "ipa").strip().lower()
+    rules: list[Rule] = []
+    for lexeme in _children(lexicon, "lexeme"):
+        name = f"file: <lexeme> at {lexeme.where}"
+        aliases = _children(lexeme, "alias")
+        phonemes = _children(lexeme, "phoneme")
+        if aliases:
+            kind: RuleKind = "alias"
+            replacement = aliases[0].text()
+        elif phonemes:
+            if phonemes[0].attrs.get("alphabet", alphabet).strip().lower() != "ipa":
+                raise InvalidRequest(f"{name}: alphabet {alphabet!r} is not supported; use ipa")
+            kind, replacement = "phoneme", phonemes[0].text()
+        else:
+            raise InvalidRequest(f"{name}: has neither <alias> nor <phoneme>")
+        graphemes = [grapheme.text() for grapheme in _children(lexeme, "grapheme")]
+        if not any(g.strip() for g in graphemes) or not replacement.strip():
+            raise InvalidRequest(f"{name}: needs a <grapheme> and a non-empty {kind}")
+        rules.extend(_checked(g, kind, replacement, name) for g in graphemes if g.strip())
+    if not rules:
+        raise InvalidRequest("file: the lexicon has no <lexeme>")
+    return rules
+
+
+def _children(element: Element, tag: str) -> list[Element]:
+    return [child for child in element.children if isinstance(child, Element) and child.tag == tag]
+
+
+class Lexicon:
+    """Rules from one or more dictionaries, compiled into one pattern."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._rules: list[Rule] = []
+        seen: set[tuple[str, bool]] = set()
+        for rule in rules:
+            key = (
+                rule.string_to_replace if rule.case_sensitive else rule.string_to_replace.lower(),
+                rule.word_boundaries,
+            )
+            if key not in seen:  # the first dictionary (and rule) given wins
+                seen.add(key)
+                self._rules.append(rule)
+        order = sorted(range(len(self._rules)), key=lambda i: -len(self._rules[i].string_to_replace))
+        self._pattern = re.compile("|".join(f"(?P<r{i}>{self._expression(self._rules[i])})" for i in order))
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    @staticmethod
+    def _expression(rule: Rule) -> str:
+        body = re.escape(rule.string_to_replace).replace(r"\ ", r"\s+")
+        if not rule.case_sensitive:
+            body = f"(?i:{body})"
+        return rf"(?<!\w){body}(?!\w)" if rule.word_boundaries else body
+
+    def apply(self, inlines: Sequence[Inline]) -> tuple[Inline, ...]:
+        """`inlines` with the rules applied to their plain text (say-as and phonemes are left alone)."""
+        if not self._rules:
+            return tuple(inlines)
+        out: list[Inline] = []
+        for item in inlines:
+            if not isinstance(item, Text):
+                out.append(item)
+                continue
+            done = 0
+            for match in self._pattern.finditer(item.text):
+                rule = self._rules[int(str(match.lastgroup)[1:])]
+                out.append(Text(item.text[done : match.start()]))
+                if rule.type == "alias":
+                    out.append(Text(rule.replacement))
+                else:
+                    out.append(Phoneme(rule.replacement, match[0]))
+                done = match.end()
+            out.append(Text(item.text[done:]))
+        return tuple(piece for piece in out if not isinstance(piece, Text) or piece.text)
