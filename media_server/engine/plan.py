@@ -71,12 +71,20 @@ def plan(request: SynthesisRequest, catalog: VoiceCatalog, lexicon: Lexicon, max
         undecided = " ".join(run.spoken for run in runs if run.language is None)
         language = catalog.detect(undecided, request.voice, request.fallback_language) if undecided.strip() else ""
     said: list[_Said | Silence] = []
+    carried: tuple[Inline, ...] = ()
     for piece in pieces:
+        last = said[-1] if said else None
         if isinstance(piece, Pause):
             said.append(Silence(piece.seconds))
-        elif any(character.isalnum() for character in piece.spoken):
+        elif not any(character.isalnum() for character in piece.spoken):
+            # Punctuation and spaces alone go with the speech before them (or the next).
+            if isinstance(last, _Said):
+                said[-1] = replace(last, inlines=last.inlines + piece.inlines)
+            else:
+                carried += piece.inlines
+        else:
             spoken = _said(request, piece, catalog, language, auto)
-            last = said[-1] if said else None
+            spoken, carried = replace(spoken, inlines=carried + spoken.inlines), ()
             if isinstance(last, _Said) and last.key == spoken.key:
                 said[-1] = replace(last, inlines=last.inlines + spoken.inlines)
             else:

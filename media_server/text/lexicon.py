@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from media_server.errors import InvalidRequest, InvalidSsml
-from media_server.text.ssml import MAX_PHONEME_CHARS, Element, Inline, Phoneme, Text, check_ipa, parse
+from media_server.text.ssml import MAX_PHONEME_CHARS, Element, Inline, Phoneme, Text, check_ipa, parse_xml
 
 __all__ = ["Lexicon", "Rule", "rules_from_json", "rules_from_pls"]
 
@@ -104,11 +104,9 @@ def _checked(
 
 def rules_from_pls(document: str) -> list[Rule]:
     """The rules of a PLS lexicon; raises InvalidRequest (InvalidSsml for malformed XML) naming what is wrong."""
-    root = parse(document)
-    lexicons = [child for child in root.children if isinstance(child, Element)]
-    if len(lexicons) != 1 or lexicons[0].tag != "lexicon":
-        raise InvalidRequest("file: a PLS file has one <lexicon> element at its root")
-    lexicon = lexicons[0]
+    lexicon = parse_xml(document, "file")
+    if lexicon.tag != "lexicon":
+        raise InvalidRequest(f"file: the root element of a PLS file is <lexicon>, not <{lexicon.tag}>")
     alphabet = lexicon.attrs.get("alphabet", "ipa").strip().lower()
     rules: list[Rule] = []
     for lexeme in _children(lexicon, "lexeme"):

@@ -168,7 +168,17 @@ def parse(text: str) -> Element:
     """The `<speak>` element of `text` (wrapped in one when it has none); raises InvalidSsml."""
     wrapped = not text.lstrip().startswith(("<speak", "<?xml", "<!DOCTYPE"))
     source = f"<speak>{text}</speak>" if wrapped else text
-    shift = len("<speak>") if wrapped else 0
+    document = parse_xml(source, "ssml", shift=len("<speak>") if wrapped else 0)
+    if document.tag != "speak":
+        raise InvalidSsml(f"ssml: {document.where}: the root element must be <speak>, not <{document.tag}>")
+    return document
+
+
+def parse_xml(source: str, name: str, shift: int = 0) -> Element:
+    """The root element of an XML document, parsed hardened; raises InvalidSsml naming `name` and the position.
+
+    `shift`: characters the caller put before the first line (subtracted from its columns).
+    """
     root = Element("#document", {}, 1, 1)
     stack = [root]
     count = 0
@@ -181,7 +191,7 @@ def parse(text: str) -> Element:
 
     def refusal(message: str) -> InvalidSsml:
         line, column = position()
-        return InvalidSsml(f"ssml: line {line}, column {column}: {message}")
+        return InvalidSsml(f"{name}: line {line}, column {column}: {message}")
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         nonlocal count
@@ -213,11 +223,11 @@ def parse(text: str) -> Element:
         parser.Parse(source, True)
     except expat.ExpatError as exc:
         column = exc.offset + 1 - (shift if exc.lineno == 1 else 0)
-        raise InvalidSsml(f"ssml: line {exc.lineno}, column {max(column, 1)}: {expat.ErrorString(exc.code)}") from None
+        raise InvalidSsml(
+            f"{name}: line {exc.lineno}, column {max(column, 1)}: {expat.ErrorString(exc.code)}"
+        ) from None
     document = root.children[0]
     assert isinstance(document, Element)
-    if document.tag != "speak":
-        raise InvalidSsml(f"ssml: {document.where}: the root element must be <speak>, not <{document.tag}>")
     return document
 
 
