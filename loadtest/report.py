@@ -202,6 +202,27 @@ def _status_rows(run: Row) -> list[tuple[str, ...]]:
     return rows
 
 
+def intelligibility_report(doc: Document) -> str:
+    """Word error rates of our speech and raw Piper's, sentence by sentence (`loadtest.intelligibility`)."""
+    run = doc["intelligibility"]
+    summary = run["summary"]
+    rows = [
+        f"| {h['sentence']} | {h['ours_errors']} | {h['raw_errors']} | {len(h['reference'].split())} |"
+        for h in run["sentences"]
+    ]
+    verdict = "pass" if summary["passed"] else "fail"
+    return "\n".join(
+        [
+            f"Intelligibility ({summary['model']}): WER ours **{summary['ours_wer']:.3f}**, raw Piper "
+            f"**{summary['raw_wer']:.3f}** ({verdict}: target <= 0.18 and <= 0.7x raw Piper).",
+            "",
+            "| sentence | our errors | raw Piper errors | words |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def adversarial_report(doc: Document) -> str:
     """The adversarial run of `doc`: its verdict, the live sessions, each attack, and every answer by route."""
     run = doc["adversarial"]
@@ -304,6 +325,7 @@ def render(docs: Sequence[Document]) -> str:
     if skipped:
         parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
     parts.extend(adversarial_report(doc) for doc in docs if doc["kind"] == "adversarial")
+    parts.extend(intelligibility_report(doc) for doc in docs if doc["kind"] == "intelligibility")
     profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")
     if profiles:
         parts.append("Server profile (py-spy, share of samples):\n" + "\n".join(profiles))
