@@ -127,7 +127,8 @@ async def test_ssml_parts_and_phonemes_through_the_gateway(gateway: RunningServe
         async with http.post("/tts", json=body) as resp:
             assert resp.status == 200, await resp.text()
             with wave.open(io.BytesIO(await resp.read())) as wav:
-                return wav.getnframes()
+                count: int = wav.getnframes()
+                return count
 
     tomato = '<phoneme alphabet="ipa" ph="təˈmɑːtoʊ">tomato</phoneme>'
     async with aiohttp.ClientSession(gateway.url) as http:
