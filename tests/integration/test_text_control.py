@@ -11,11 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.integration.test_fuzz import FUZZ as WHOLE_SERVER_FUZZ
 from tests.integration.test_websocket import WsClient
 from tests.server import RunningServer, start_server
+from tests.ssml_input import SSML_DOCUMENTS
 
 RATE = 22050
 NGINX = {"string_to_replace": "Nginx", "type": "alias", "alias": "engine x"}
@@ -23,13 +25,7 @@ PLS = """<?xml version="1.0" encoding="UTF-8"?>
 <lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" xml:lang="en-US">
   <lexeme><grapheme>tomato</grapheme><phoneme>təˈmɑːtoʊ</phoneme></lexeme>
 </lexicon>"""
-FUZZ = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = settings(WHOLE_SERVER_FUZZ, max_examples=60)
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +164,6 @@ async def test_a_session_speaks_ssml_and_a_foreign_greeting_does_not_refuse_the_
     assert done["audio_ms"] > 1500
 
 
-SSML_PIECES = st.sampled_from(
-    [
-        "<speak>", "</speak>", "<break/>", '<break time="', "ms", "s\"/>", '<prosody rate="', "50%", "x-fast", '">',
-        "</prosody>", '<say-as interpret-as="', "characters", "date", "telephone", '" format="dmy">', "</say-as>",
-        '<phoneme alphabet="ipa" ph="', "təˈmɑː", "]]", '">', "</phoneme>", '<voice name="', "nobody", "</voice>",
-        '<sub alias="', "<p>", "</p>", "<s>", "</s>", "<lang xml:lang=\"", "fr", "&amp;", "&lt;", "&bogus;",
-        "<!DOCTYPE x>", "<![CDATA[", "]]>", "<!-- c -->", "<?pi x?>", "<unknown>", "</unknown>", "Hello",
-        " 12/25/2024 ", "$3.50", " ", "[[", "\ue000", "\x00", "\ud800", "é", "ß",
-    ]
-)  # fmt: skip
-SSML_DOCUMENTS = st.lists(SSML_PIECES | st.text(max_size=8), max_size=14).map("".join)
 RULE_VALUES = (
     st.none()
     | st.booleans()

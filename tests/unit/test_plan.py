@@ -4,12 +4,8 @@ resampling to one rate, refusals before anything is submitted, dictionaries appl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,15 +13,10 @@ from hypothesis import strategies as st
 from media_server.config import Settings
 from media_server.engine.catalog import VoiceCatalog
 from media_server.engine.front import EngineFront
-from media_server.engine.observer import EngineObserver
 from media_server.engine.plan import Silence, Speech, plan
 from media_server.engine.types import (
     PHONEMES,
-    AudioChunk,
-    EngineStats,
-    Pcm,
     Priority,
-    RequestTimings,
     SynthesisRequest,
     Voice,
 )
@@ -41,7 +32,8 @@ from media_server.errors import (
 )
 from media_server.text.lexicon import Lexicon, rules_from_json
 from media_server.text.spoken import spoken_text
-from tests.integration.test_text_control import SSML_DOCUMENTS
+from tests.fakes import FakeCore
+from tests.ssml_input import SSML_DOCUMENTS
 
 JOE = Voice(
     id="joe", name="Joe", backend="piper", languages=("en", "en-US"), sample_rate=22050, capabilities=(PHONEMES,)
@@ -134,90 +126,13 @@ def test_aliases_may_not_grow_a_text_without_bound() -> None:
         planned("a " * 100, ssml=False, lexicon=lexicon)
 
 
-@dataclass
-class ScriptedStream:
-    """A core's stream: `chunks` chunks of `samples` samples of ones at its voice's rate."""
-
-    request: SynthesisRequest
-    voice: Voice
-    language: str
-    samples: int = 2205
-    chunks: int = 2
-    timings: RequestTimings = field(default_factory=RequestTimings)
-    closed: bool = False
-    sample_rate: int = 0
-
-    def __post_init__(self) -> None:
-        self.sample_rate = self.voice.sample_rate
-
-    async def wait_ready(self) -> None:
-        pass
-
-    def __aiter__(self) -> ScriptedStream:
-        return self
-
-    async def __anext__(self) -> AudioChunk:
-        if self.chunks == 0 or self.closed:
-            raise StopAsyncIteration
-        self.chunks -= 1
-        return AudioChunk(np.ones(self.samples, dtype=np.int16), self.sample_rate, self.request.id, 0)
-
-    async def __aenter__(self) -> ScriptedStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class ScriptedCore:
-    refuse_after: int = 99
-    streams: list[ScriptedStream] = field(default_factory=list)
-    backend_name: str = "fake"
-    state: str = "ready"
-
-    def wake(self) -> None: ...
-
-    def voices(self) -> Sequence[Voice]:
-        return (JOE, AMELIE)
-
-    def submit(self, request: SynthesisRequest, voice: Voice, language: str) -> ScriptedStream:
-        if len(self.streams) >= self.refuse_after:
-            raise Busy("the queue is full")
-        self.streams.append(ScriptedStream(request, voice, language))
-        return self.streams[-1]
-
-    async def start(self) -> float | None:
-        return None
-
-    async def stop(self) -> None: ...
-
-    def observe(self, observer: EngineObserver) -> None: ...
-
-    def health(self) -> bool:
-        return True
-
-    def stats(self) -> EngineStats:
-        return EngineStats.before_start("fake")
-
-    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
-        raise NotImplementedError
-
-    async def delete_voice(self, voice_id: str) -> None: ...
-
-
-def front(core: ScriptedCore, tmp_path: Path) -> EngineFront:
+def front(core: FakeCore, tmp_path: Path) -> EngineFront:
     return EngineFront(core, Settings(dictionary_dir=str(tmp_path)))
 
 
 @pytest.mark.asyncio
 async def test_parts_play_in_order_with_exact_silence_at_one_rate(tmp_path: Path) -> None:
-    core = ScriptedCore()
+    core = FakeCore(known=(JOE, AMELIE), script=(2205, 2205))
     document = '<speak>One.<break time="500ms"/><voice name="amelie">Two.</voice><break time="1ms"/>Three.</speak>'
     request = SynthesisRequest(text=document, ssml=True, priority=Priority.REALTIME)
     async with front(core, tmp_path).stream(request) as stream:
@@ -238,11 +153,11 @@ async def test_parts_play_in_order_with_exact_silence_at_one_rate(tmp_path: Path
 
 @pytest.mark.asyncio
 async def test_a_later_part_refused_ends_the_stream_with_that_error_and_closing_stops_the_part(tmp_path: Path) -> None:
-    core = ScriptedCore(refuse_after=1)
+    core = FakeCore(known=(JOE, AMELIE), admits=1)
     stream = front(core, tmp_path).stream(SynthesisRequest(text="<speak>One<break/>Two</speak>", ssml=True))
     with pytest.raises(Busy):
         _ = [chunk async for chunk in stream]
-    core = ScriptedCore()
+    core = FakeCore(known=(JOE, AMELIE), script=(2205, 2205))
     stream = front(core, tmp_path).stream(SynthesisRequest(text="<speak>One<break/>Two</speak>", ssml=True))
     await stream.__anext__()
     stream.close()
@@ -254,7 +169,7 @@ async def test_a_later_part_refused_ends_the_stream_with_that_error_and_closing_
 @pytest.mark.asyncio
 async def test_the_first_part_refused_refuses_the_request(tmp_path: Path) -> None:
     with pytest.raises(Busy):
-        front(ScriptedCore(refuse_after=0), tmp_path).stream(
+        front(FakeCore(known=(JOE, AMELIE), admits=0), tmp_path).stream(
             SynthesisRequest(text="<speak>a<break/>b</speak>", ssml=True)
         )
 
