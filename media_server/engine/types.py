@@ -120,3 +120,27 @@ class EngineStats:
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0
+    late_chunks: int = 0
+    """Chunks of a playing request made after its listener had played everything before them (a gap)."""
+
+    @classmethod
+    def idle(cls, backend: str, max_queue: int, max_batch_queue: int) -> EngineStats:
+        """The snapshot of an engine not loaded (yet): nothing running, nothing counted."""
+        return cls(
+            backend=backend,
+            ready=False,
+            active=0,
+            queued=0,
+            parked=0,
+            max_queue=max_queue,
+            completed=0,
+            cancelled=0,
+            failed=0,
+            refused=0,
+            steps=0,
+            last_batch=0,
+            audio_s=0.0,
+            busy_s=0.0,
+            cache_bytes=0,
+            max_batch_queue=max_batch_queue,
+        )

@@ -51,6 +51,7 @@ from media_server.errors import (
     Busy,
     ConfigError,
     EngineError,
+    EngineUnavailable,
     InvalidRequest,
     MediaServerError,
     NoAudio,
@@ -89,6 +90,7 @@ _ERRORS: dict[str, type[MediaServerError]] = {
         NoAudio,
         NothingToSpeak,
         WorkerDied,
+        EngineUnavailable,
     )
 }
 
