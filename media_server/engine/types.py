@@ -14,6 +14,7 @@ __all__ = [
     "EngineStats",
     "Pcm",
     "Priority",
+    "ReplicaFigures",
     "RequestTimings",
     "SamplingParams",
     "SynthesisRequest",
@@ -94,6 +95,21 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class ReplicaFigures:
+    """One engine replica's own figures, for a core spread over replicas (`MODE=ray`)."""
+
+    replica: str
+    node: str
+    ready: bool
+    active: int
+    queued: int
+    queued_batch: int
+    late_chunks: int
+    slack_s: float
+    """The first-audio budget minus the replica's estimate of a new real-time request's first audio."""
+
+
+@dataclass(frozen=True)
 class EngineStats:
     """A snapshot of the engine's counters, turned into metrics outside the engine."""
 
@@ -122,6 +138,10 @@ class EngineStats:
     max_batch_queue: int = 0
     late_chunks: int = 0
     """Chunks of a playing request made after its listener had played everything before them (a gap)."""
+    failovers: int = 0
+    """Requests re-issued on another replica after theirs died (`MODE=ray`)."""
+    replicas: tuple[ReplicaFigures, ...] = ()
+    """Each live replica's own figures (`MODE=ray`; empty otherwise)."""
 
     @classmethod
     def idle(cls, backend: str, max_queue: int, max_batch_queue: int) -> EngineStats:

@@ -33,16 +33,16 @@ from media_server.gateway.wire import (
     request_from_wire,
     request_to_wire,
 )
-from media_server.text.segmenter import Segmenter, SegmenterPolicy
+from media_server.text.segmenter import SegmenterPolicy, split_text
 
 SEGMENT_POLICY = SegmenterPolicy(first_segment_words=1_000_000, min_clause_chars=1_000_000)
-"""Segments end at sentence ends only (a sentence longer than the segmenter's `max_chars` is cut at a word)."""
+"""Segments end at sentence ends (the first one may end at a clause, and a sentence longer than the segmenter's
+`max_chars` is cut at a word): the segmenter's rules for streamed text, without its early first cut by words."""
 
 
 def segments_of(text: str) -> list[str]:
-    """`text` as the segments a call carries: its sentences, in order, nothing dropped."""
-    segmenter = Segmenter(SEGMENT_POLICY)
-    return [*segmenter.append(text), *segmenter.flush()] or [text]
+    """`text` as the segments a call carries, in order, whitespace collapsed and nothing else dropped."""
+    return split_text(text, SEGMENT_POLICY) or [text]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from ray.serve.exceptions import BackPressureError
 from media_server.config import Settings
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.stream import Result, ResultStream
-from media_server.engine.types import EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import EngineStats, Pcm, ReplicaFigures, RequestTimings, SynthesisRequest, Voice
 from media_server.errors import Busy, EngineError, EngineUnavailable, MediaServerError
 from media_server.gateway.events import replay
 from media_server.gateway.ray import cluster
@@ -64,6 +64,19 @@ class ReplicaReport:
     node: str
     stats: EngineStats
     slack: dict[str, float]
+
+    def figures(self) -> ReplicaFigures:
+        stats = self.stats
+        return ReplicaFigures(
+            replica=self.replica,
+            node=self.node,
+            ready=stats.ready,
+            active=stats.active,
+            queued=stats.queued,
+            queued_batch=stats.queued_batch,
+            late_chunks=stats.late_chunks,
+            slack_s=self.slack["slack_s"],
+        )
 
 
 class RayStream(ResultStream):
@@ -257,12 +270,11 @@ class RayCore:
         self._clones.pop(voice_id, None)
 
     def stats(self) -> EngineStats:
-        """The live replicas' figures summed (the longest step: the longest of any)."""
+        """The live replicas' figures summed (the longest step: the longest of any), and each one's own."""
         reports = self._live_reports()
+        idle = EngineStats.idle(self._settings.tts_backend, self._settings.max_queue, self._settings.max_batch_queue)
         if not reports:
-            return EngineStats.idle(
-                self._settings.tts_backend, self._settings.max_queue, self._settings.max_batch_queue
-            )
+            return replace(idle, failovers=self._failovers)
         combined: dict[str, Any] = {}
         for field in fields(EngineStats):
             values = [getattr(report.stats, field.name) for report in reports]
@@ -272,13 +284,13 @@ class RayCore:
                 combined[field.name] = any(values)
             elif field.name == "longest_step_s":
                 combined[field.name] = max(values)
+            elif field.name == "replicas":
+                combined[field.name] = tuple(report.figures() for report in reports)
+            elif field.name == "failovers":
+                combined[field.name] = self._failovers
             else:
                 combined[field.name] = sum(values)
         return EngineStats(**combined)
-
-    def replicas(self) -> Sequence[ReplicaReport]:
-        """Each live replica's own figures (per-replica metrics)."""
-        return self._live_reports()
 
     @property
     def failovers(self) -> int:
