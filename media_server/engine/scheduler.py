@@ -365,7 +365,7 @@ class Scheduler:
                         deliveries.append((job, result))
                     continue
                 if len(result):
-                    if not job.fresh and now > job.deadline:
+                    if job.priority == Priority.REALTIME and not job.fresh and now > job.deadline:
                         self.counters.late += 1
                     seconds = len(result) / job.pipeline.voice.sample_rate
                     if job.first_audio_at is None:

@@ -137,7 +137,7 @@ class EngineStats:
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0
     late_chunks: int = 0
-    """Chunks of a playing request made after its listener had played everything before them (a gap)."""
+    """Chunks of a playing real-time request made after its listener had played everything before them (a gap)."""
     failovers: int = 0
     """Requests re-issued on another replica after theirs died (`MODE=ray`)."""
     replicas: tuple[ReplicaFigures, ...] = ()

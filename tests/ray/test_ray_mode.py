@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
+import urllib.request
 import wave
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 import ray
 from ray.cluster_utils import Cluster
@@ -22,7 +25,7 @@ from ray.cluster_utils import Cluster
 from loadtest.rtc_client import SpeechClient
 from media_server.gateway.ray.board import Reading
 from tests.ray.conftest import board, replica_actor
-from tests.server import RunningServer
+from tests.server import RunningServer, start_server, wait_ready
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text that keeps a replica busy." for n in range(1, 7))
 
@@ -155,3 +158,77 @@ async def test_removing_a_node_mid_utterance(ray_cluster: Cluster, ray_gateway: 
             if len((await reading()).replicas) >= len(replicas):
                 break
             await asyncio.sleep(0.2)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_flood_is_refused_past_its_cap_and_never_delays_real_time(ray_gateway: RunningServer) -> None:
+    late_before = sum(report["stats"]["late_chunks"] for report in (await until_idle()).values())
+    text = "A batch request for a file, long enough to keep the engine busy for a while."
+    peer = SpeechClient(ray_gateway.url)
+    async with aiohttp.ClientSession(ray_gateway.url) as http:
+
+        async def batch() -> tuple[int, str]:
+            async with http.post("/tts", json={"text": text}) as resp:
+                body = await resp.read()
+                return resp.status, body.decode(errors="replace") if resp.status != 200 else ""
+
+        try:
+            await peer.connect()
+            peer.send({"type": "speak", "text": LONG_TEXT[:300], "id": "rt"})
+            await peer.wait_event("audio_start", "rt")
+            # Two replicas admit 16 batch requests each (MAX_BATCH_QUEUE); 48 at once are more than that.
+            results = await asyncio.gather(*(batch() for _ in range(48)))
+            _, end = await peer.wait_first(("done", "error"), "rt", timeout_s=60)
+        finally:
+            await peer.close()
+    statuses = [status for status, _ in results]
+    assert set(statuses) == {200, 503}, statuses
+    assert all('"busy"' in body for status, body in results if status == 503)
+    assert end["type"] == "done", end
+    late_after = sum(report["stats"]["late_chunks"] for report in (await until_idle()).values())
+    assert late_after == late_before
+
+
+@pytest.mark.asyncio
+async def test_with_no_replica_left_the_utterance_fails_cleanly_and_the_next_one_is_served(
+    ray_gateway: RunningServer,
+) -> None:
+    replicas = list((await until_idle()).keys())
+    peer = SpeechClient(ray_gateway.url)
+    try:
+        await peer.connect()
+        peer.send({"type": "speak", "text": LONG_TEXT, "id": "u1"})
+        await peer.wait_event("audio_start", "u1")
+        serving = await replica_serving()
+        for replica in [serving, *(other for other in replicas if other != serving)]:
+            ray.kill(replica_actor(replica), no_restart=True)
+        _, end = await peer.wait_first(("done", "error"), "u1", timeout_s=30)
+        assert end["type"] == "error" and end["code"] == "engine_unavailable", end
+        async with asyncio.timeout(90):  # Serve starts new replicas; the gateway sees them on the board
+            while True:
+                fresh = set((await reading()).replicas) - set(replicas)
+                if fresh:
+                    break
+                await asyncio.sleep(0.2)
+        wait_ready(ray_gateway)
+        peer.send({"type": "speak", "text": "A new replica speaks.", "id": "u2"})
+        _, done = await peer.wait_event("done", "u2", timeout_s=30)
+        assert done["audio_ms"] > 500
+    finally:
+        await peer.close()
+
+
+def test_without_ray_address_the_gateway_runs_its_own_cluster_on_loopback() -> None:
+    server = start_server({"MODE": "ray", "ENGINE_REPLICAS": "1", "ENGINE_WORKERS": "1"})
+    try:
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        assert any("raylet" in child.name() for child in children)
+        body = json.dumps({"text": "My own cluster speaks."}).encode()
+        request = urllib.request.Request(server.url + "/tts", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert resp.status == 200 and len(resp.read()) > 22050
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, alive

@@ -54,6 +54,8 @@ POLL_INTERVAL_S = 1.0
 POLL_TIMEOUT_S = 5.0
 MAX_FAILOVERS = 3
 """Re-issues of one request before it fails: each one follows a replica that died under it."""
+FAILOVER_START_TIMEOUT_S = 3.0
+"""How long a re-issued call may wait for a replica to start it before the request fails (`engine_unavailable`)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,13 @@ class RayStream(ResultStream):
         while True:
             if self._response is None:
                 self._response = self._core.call(self._call, self.voice)
+            # A re-issue that no replica takes up (Serve holds calls while it has none) is not waited for.
+            timeout_s = FAILOVER_START_TIMEOUT_S if self._failovers and self._replica is None else None
             try:
-                item = item_from_wire(await self._response.__anext__())
+                item = item_from_wire(await asyncio.wait_for(self._response.__anext__(), timeout_s))
+            except TimeoutError:
+                self._stop(early=True)
+                return EngineUnavailable("no engine replica took up the rest of this utterance; retry shortly")
             except StopAsyncIteration:
                 self._response = None
                 return None
