@@ -121,10 +121,16 @@ async def test_a_killed_replica_mid_utterance_finishes_it_on_another(ray_gateway
         peer.send({"type": "speak", "text": LONG_TEXT, "id": "k1"})
         await peer.wait_event("audio_start", "k1")
         ray.kill(replica_actor(await replica_serving()), no_restart=True)
+        killed_at = time.monotonic()
         _, end = await peer.wait_first(("done", "error"), "k1", timeout_s=60)
     finally:
         await peer.close()
     assert end["type"] == "done", end
+    # What the listener heard around the kill: the longest run of silent frames after it.
+    heard = [frame.received_at for frame in peer.received.audible(since=killed_at - 1.0)]
+    gap_s = max(later - earlier for earlier, later in zip(heard, heard[1:], strict=False))
+    print(f"failover: longest silence after the kill {gap_s * 1000:.0f} ms")
+    assert gap_s < 1.0
     # Piper is deterministic: the other replica resumed inside the sentence, sample-exactly.
     assert abs(end["audio_ms"] - whole_ms) <= 40
 
