@@ -84,12 +84,18 @@ def _candidate_policy(settings: Settings) -> CandidatePolicy:
 
 
 def build_engine(settings: Settings) -> EngineFront:
-    """The engine front over the core `MODE` names: in this process, or in a supervised worker (`gateway`)."""
+    """The engine front over the core `MODE` names: in this process, in a supervised worker (`gateway`), or in
+    Ray Serve replicas (`ray`)."""
+    # Imported here, not at the top: a gateway process must never load the model's libraries, and only
+    # `ray` mode needs Ray.
     if settings.mode == "gateway":
-        # Imported here, not at the top: the gateway process must never load the model's libraries.
         from media_server.gateway.remote import RemoteCore
 
         return EngineFront(RemoteCore(settings), settings)
+    if settings.mode == "ray":
+        from media_server.gateway.ray.core import RayCore
+
+        return EngineFront(RayCore(settings), settings)
     from media_server.engine.core import LocalCore
 
     return EngineFront(LocalCore(settings), settings)

@@ -1,7 +1,8 @@
 """The one place that reads the environment: a frozen Settings object.
 
 Every knob is an environment variable (upper case, as in the README's table);
-the CLI may override some of them. Nothing else in the package calls os.environ.
+the CLI may override some of them. Nothing else in the package reads os.environ (`MODE=ray` sets one
+of Ray's own variables before it starts Ray: `gateway/ray/__init__.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _FOREVER = float("inf")
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "tts_backend": ("piper", "qwen"),
-    "mode": ("standalone", "gateway"),
+    "mode": ("standalone", "gateway", "ray"),
     "qwen_device": ("auto", "cpu", "cuda"),
     "qwen_quant": ("none", "int8", "fp8"),
 }
@@ -70,6 +71,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "worker_stall_timeout": (0.1, _FOREVER),
     "max_dictionaries": (0, 100_000),
     "max_dictionary_rules": (1, 100_000),
+    "engine_replicas": (1, 1024),
 }
 """Every numeric setting's range, checked when Settings is built."""
 
@@ -157,6 +159,10 @@ class Settings:
     # gateway/worker mode
     mode: str = "standalone"
     worker_stall_timeout: float = 10.0
+
+    # ray mode
+    engine_replicas: int = 1
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():

@@ -178,3 +178,14 @@ class WorkerDied(EngineError):
     code = "worker_died"
     status = 503
     retry_after_s = 1.0
+
+
+class EngineUnavailable(EngineError):
+    """No engine replica is left to serve the request (`MODE=ray`); the cluster restarts them, so retry.
+
+    503 with Retry-After, like `worker_died`: the request is safe to repeat once a replica is back.
+    """
+
+    code = "engine_unavailable"
+    status = 503
+    retry_after_s = 1.0

@@ -145,7 +145,7 @@ class FakeEngine:
         return stream
 
     def stats(self) -> EngineStats:
-        return replace(EngineStats.before_start("fake"), ready=True)
+        return replace(EngineStats.idle("fake", max_queue=0, max_batch_queue=0), ready=True)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         raise InvalidRequest("reference: the fake engine does not clone voices")
@@ -191,7 +191,7 @@ class FakeCore:
         return True
 
     def stats(self) -> EngineStats:
-        return EngineStats.before_start("fake")
+        return EngineStats.idle("fake", max_queue=0, max_batch_queue=0)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         raise NotImplementedError

@@ -70,6 +70,8 @@ class SchedulerCounters:
     audio_s: float = 0.0
     busy_s: float = 0.0
     last_batch: int = 0
+    late: int = 0
+    """Chunks of a playing job made after its listener ran dry (a deadline missed: a gap)."""
 
 
 class Scheduler:
@@ -363,6 +365,8 @@ class Scheduler:
                         deliveries.append((job, result))
                     continue
                 if len(result):
+                    if job.priority == Priority.REALTIME and not job.fresh and now > job.deadline:
+                        self.counters.late += 1
                     seconds = len(result) / job.pipeline.voice.sample_rate
                     if job.first_audio_at is None:
                         self._first_audio_work_s = _ewma(self._first_audio_work_s, job.work_s)

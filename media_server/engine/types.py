@@ -16,6 +16,7 @@ __all__ = [
     "EngineStats",
     "Pcm",
     "Priority",
+    "ReplicaFigures",
     "RequestTimings",
     "SamplingParams",
     "SynthesisRequest",
@@ -115,6 +116,21 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class ReplicaFigures:
+    """One engine replica's own figures, for a core spread over replicas (`MODE=ray`)."""
+
+    replica: str
+    node: str
+    ready: bool
+    active: int
+    queued: int
+    queued_batch: int
+    late_chunks: int
+    slack_s: float
+    """The first-audio budget minus the replica's estimate of a new real-time request's first audio."""
+
+
+@dataclass(frozen=True)
 class EngineStats:
     """A snapshot of the engine's counters, turned into metrics outside the engine."""
 
@@ -141,20 +157,31 @@ class EngineStats:
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0
+    late_chunks: int = 0
+    """Chunks of a playing real-time request made after its listener had played everything before them (a gap)."""
+    failovers: int = 0
+    """Requests re-issued on another replica after theirs died (`MODE=ray`)."""
+    replicas: tuple[ReplicaFigures, ...] = ()
+    """Each live replica's own figures (`MODE=ray`; empty otherwise)."""
 
     @classmethod
-    def before_start(cls, backend: str, max_queue: int = 0, max_batch_queue: int = 0) -> EngineStats:
-        """The snapshot of an engine that has done nothing yet."""
-        zero = dict.fromkeys(("active", "queued", "parked", "completed", "cancelled", "failed", "refused"), 0)
+    def idle(cls, backend: str, max_queue: int, max_batch_queue: int) -> EngineStats:
+        """The snapshot of an engine not loaded (yet): nothing running, nothing counted."""
         return cls(
             backend=backend,
             ready=False,
+            active=0,
+            queued=0,
+            parked=0,
             max_queue=max_queue,
+            completed=0,
+            cancelled=0,
+            failed=0,
+            refused=0,
             steps=0,
             last_batch=0,
             audio_s=0.0,
             busy_s=0.0,
             cache_bytes=0,
             max_batch_queue=max_batch_queue,
-            **zero,
         )

@@ -116,7 +116,7 @@ class RemoteCore:
         self._voices: tuple[Voice, ...] = ()
         self._supervisor = WorkerSupervisor(settings, on_ready=self._set_voices, on_restart=self._restarted)
         self._observer: EngineObserver = NoObserver()
-        self._stats = EngineStats.before_start(settings.tts_backend, settings.max_queue, settings.max_batch_queue)
+        self._stats = EngineStats.idle(settings.tts_backend, settings.max_queue, settings.max_batch_queue)
         self._poller: asyncio.Task[None] | None = None
         self._responsive = True
 

@@ -52,6 +52,7 @@ from media_server.errors import (
     Busy,
     ConfigError,
     EngineError,
+    EngineUnavailable,
     InvalidRequest,
     InvalidSsml,
     MediaServerError,
@@ -92,6 +93,7 @@ _ERRORS: dict[str, type[MediaServerError]] = {
         NoAudio,
         NothingToSpeak,
         WorkerDied,
+        EngineUnavailable,
     )
 }
 
@@ -177,7 +179,8 @@ def voice_from_wire(fields: Message) -> Voice:
 
 
 def stats_from_wire(fields: Message) -> EngineStats:
-    return EngineStats(**fields)
+    """A worker's or a replica's own snapshot (never one of per-replica figures)."""
+    return EngineStats(**{**fields, "replicas": ()})
 
 
 def update_timings(timings: RequestTimings, fields: Message) -> None:

@@ -211,3 +211,13 @@ def test_the_estimate_counts_the_new_utterances_waiting_ahead() -> None:
     alone = h.scheduler.estimate_first_audio_s()
     h.submit("b")
     assert h.scheduler.estimate_first_audio_s() > alone
+
+
+def test_audio_made_after_its_listener_ran_dry_counts_as_late() -> None:
+    h = harness({"fresh": [audio(1.0), audio(1.0)], "overdue": [audio(0.5)], "file": [audio(0.5)]})
+    h.submit("fresh")
+    h.submit("overdue", deadline=time.monotonic() - 1.0)  # continues an utterance whose audio has run out
+    h.submit("file", Priority.BATCH, deadline=time.monotonic() - 1.0)  # nobody listens to a batch request
+    h.run(10)
+    assert len(h.received["fresh"]) == 3 and len(h.received["overdue"]) == 2  # audio, audio, end; audio, end
+    assert h.scheduler.counters.late == 1
