@@ -46,9 +46,7 @@ async def add_from_file(request: web.Request) -> web.Response:
         document = upload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"file: byte {exc.start} is not UTF-8") from None
-    if len(document) > request.app[ENGINE].dictionaries.max_rules * 1000:
-        raise InvalidRequest("file: too large for MAX_DICTIONARY_RULES rules")
-    rules = rules_from_pls(document)
+    rules = rules_from_pls(document, request.app[ENGINE].dictionaries.max_rules)
     name = fields.get("name") or ""
     dictionary = await request.app[ENGINE].dictionaries.add(name, fields.get("description"), rules)
     return _created(dictionary)

@@ -19,9 +19,8 @@ parser as SSML.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from media_server.errors import InvalidRequest, InvalidSsml
@@ -31,6 +30,8 @@ __all__ = ["Lexicon", "Rule", "rules_from_json", "rules_from_pls"]
 
 MAX_STRING_CHARS = 100
 MAX_ALIAS_CHARS = 500
+ELEMENTS_PER_LEXEME = 8
+"""Elements a PLS file may have per rule allowed (a lexeme, its graphemes, an alias or phoneme, ...)."""
 RuleKind = Literal["alias", "phoneme"]
 
 
@@ -102,9 +103,10 @@ def _checked(
     return Rule(string, kind, replacement, case_sensitive, word_boundaries)
 
 
-def rules_from_pls(document: str) -> list[Rule]:
-    """The rules of a PLS lexicon; raises InvalidRequest (InvalidSsml for malformed XML) naming what is wrong."""
-    lexicon = parse_xml(document, "file")
+def rules_from_pls(document: str, max_rules: int) -> list[Rule]:
+    """The rules of a PLS lexicon of at most `max_rules` lexemes, about; raises InvalidRequest (InvalidSsml for
+    malformed XML) naming what is wrong."""
+    lexicon = parse_xml(document, "file", max_elements=ELEMENTS_PER_LEXEME * max_rules)
     if lexicon.tag != "lexicon":
         raise InvalidRequest(f"file: the root element of a PLS file is <lexicon>, not <{lexicon.tag}>")
     alphabet = lexicon.attrs.get("alphabet", "ipa").strip().lower()
@@ -136,31 +138,29 @@ def _children(element: Element, tag: str) -> list[Element]:
 
 
 class Lexicon:
-    """Rules from one or more dictionaries, compiled into one pattern."""
+    """Rules from one or more dictionaries, in a character trie (lower case; whitespace runs as one space).
+
+    Matching walks the trie from each place in the text, so its cost grows with the text and the longest
+    rule, never with the number of rules.
+    """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules: list[Rule] = []
+        self._root = _Node()
         seen: set[tuple[str, bool]] = set()
         for rule in rules:
-            key = (
-                rule.string_to_replace if rule.case_sensitive else rule.string_to_replace.lower(),
-                rule.word_boundaries,
-            )
-            if key not in seen:  # the first dictionary (and rule) given wins
-                seen.add(key)
-                self._rules.append(rule)
-        order = sorted(range(len(self._rules)), key=lambda i: -len(self._rules[i].string_to_replace))
-        self._pattern = re.compile("|".join(f"(?P<r{i}>{self._expression(self._rules[i])})" for i in order))
+            string = rule.string_to_replace if rule.case_sensitive else rule.string_to_replace.lower()
+            if (string, rule.word_boundaries) in seen:  # the first dictionary (and rule) given wins
+                continue
+            seen.add((string, rule.word_boundaries))
+            node = self._root
+            for character in _lowered(rule.string_to_replace):
+                node = node.children.setdefault(character, _Node())
+            node.rules.append(len(self._rules))
+            self._rules.append(rule)
 
     def __bool__(self) -> bool:
         return bool(self._rules)
-
-    @staticmethod
-    def _expression(rule: Rule) -> str:
-        body = re.escape(rule.string_to_replace).replace(r"\ ", r"\s+")
-        if not rule.case_sensitive:
-            body = f"(?i:{body})"
-        return rf"(?<!\w){body}(?!\w)" if rule.word_boundaries else body
 
     def apply(self, inlines: Sequence[Inline]) -> tuple[Inline, ...]:
         """`inlines` with the rules applied to their plain text (say-as and phonemes are left alone)."""
@@ -171,14 +171,64 @@ class Lexicon:
             if not isinstance(item, Text):
                 out.append(item)
                 continue
-            done = 0
-            for match in self._pattern.finditer(item.text):
-                rule = self._rules[int(str(match.lastgroup)[1:])]
-                out.append(Text(item.text[done : match.start()]))
-                if rule.type == "alias":
-                    out.append(Text(rule.replacement))
-                else:
-                    out.append(Phoneme(rule.replacement, match[0]))
-                done = match.end()
-            out.append(Text(item.text[done:]))
+            text, lowered = item.text, _lowered(item.text)
+            done = start = 0
+            while start < len(text):
+                found = self._match(text, lowered, start)
+                if found is None:
+                    start += 1
+                    continue
+                end, rule = found
+                out.append(Text(text[done:start]))
+                out.append(
+                    Text(rule.replacement) if rule.type == "alias" else Phoneme(rule.replacement, text[start:end])
+                )
+                done = start = end
+            out.append(Text(text[done:]))
         return tuple(piece for piece in out if not isinstance(piece, Text) or piece.text)
+
+    def _match(self, text: str, lowered: str, start: int) -> tuple[int, Rule] | None:
+        """The longest rule (the first given among equals) that matches at `start`, and where it ends."""
+        best: tuple[int, Rule] | None = None
+        node, at = self._root, start
+        while True:
+            for index in node.rules:
+                rule = self._rules[index]
+                if (best is None or at > best[0]) and _fits(rule, text, start, at):
+                    best = (at, rule)
+            if at >= len(text):
+                return best
+            if lowered[at].isspace():
+                following = node.children.get(" ")
+                while at < len(text) and lowered[at].isspace():
+                    at += 1
+            else:
+                following = node.children.get(lowered[at])
+                at += 1
+            if following is None:
+                return best
+            node = following
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    rules: list[int] = field(default_factory=list)
+    """The rules (indices, in the order given) whose string ends here."""
+
+
+def _lowered(text: str) -> str:
+    """`text` in lower case, character for character (a character whose lower case is longer stays)."""
+    return "".join(low if len(low := character.lower()) == 1 else character for character in text)
+
+
+def _word(character: str) -> bool:
+    return character.isalnum() or character == "_"
+
+
+def _fits(rule: Rule, text: str, start: int, end: int) -> bool:
+    if rule.case_sensitive and " ".join(text[start:end].split()) != rule.string_to_replace:
+        return False
+    if rule.word_boundaries:
+        return not (start > 0 and _word(text[start - 1])) and not (end < len(text) and _word(text[end]))
+    return True

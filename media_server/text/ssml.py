@@ -174,7 +174,7 @@ def parse(text: str) -> Element:
     return document
 
 
-def parse_xml(source: str, name: str, shift: int = 0) -> Element:
+def parse_xml(source: str, name: str, shift: int = 0, max_elements: int = MAX_ELEMENTS) -> Element:
     """The root element of an XML document, parsed hardened; raises InvalidSsml naming `name` and the position.
 
     `shift`: characters the caller put before the first line (subtracted from its columns).
@@ -196,8 +196,8 @@ def parse_xml(source: str, name: str, shift: int = 0) -> Element:
     def start(tag: str, attrs: dict[str, str]) -> None:
         nonlocal count
         count += 1
-        if count > MAX_ELEMENTS:
-            raise refusal(f"more than {MAX_ELEMENTS} elements")
+        if count > max_elements:
+            raise refusal(f"more than {max_elements} elements")
         if len(stack) > MAX_DEPTH:
             raise refusal(f"elements nest deeper than {MAX_DEPTH} levels")
         element = Element(tag.rpartition(":")[2], attrs, *position())

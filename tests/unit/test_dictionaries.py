@@ -94,7 +94,7 @@ def test_a_pls_file_gives_the_same_rules() -> None:
   <lexeme><grapheme>tomato</grapheme><phoneme>təˈmɑːtoʊ</phoneme></lexeme>
   <lexeme><grapheme>Nginx</grapheme><grapheme>NGINX</grapheme><alias>engine x</alias></lexeme>
 </lexicon>"""
-    assert rules_from_pls(pls) == [
+    assert rules_from_pls(pls, 10) == [
         Rule("tomato", "phoneme", "təˈmɑːtoʊ"),
         Rule("Nginx", "alias", "engine x"),
         Rule("NGINX", "alias", "engine x"),
@@ -117,7 +117,20 @@ def test_a_pls_file_gives_the_same_rules() -> None:
 )
 def test_a_bad_pls_file_is_refused(pls: str, error: type[InvalidRequest], message: str) -> None:
     with pytest.raises(error, match=message):
-        rules_from_pls(pls)
+        rules_from_pls(pls, 10)
+
+
+def test_a_pls_file_may_hold_as_many_lexemes_as_a_dictionary_rules() -> None:
+    lexemes = "".join(f"<lexeme><grapheme>w{i}</grapheme><alias>a</alias></lexeme>" for i in range(1500))
+    assert len(rules_from_pls(f"<lexicon>{lexemes}</lexicon>", 1500)) == 1500
+    with pytest.raises(InvalidSsml, match="file: line 1, column .*: more than 800 elements"):
+        rules_from_pls(f"<lexicon>{lexemes}</lexicon>", 100)
+
+
+def test_matching_costs_no_more_with_thousands_of_rules() -> None:
+    lexicon = Lexicon(Rule(f"word{i}x", "alias", f"alias {i}") for i in range(3000))
+    applied = lexicon.apply([Text("hello word12x and word2999x " * 180)])
+    assert applied[:4] == (Text("hello "), Text("alias 12"), Text(" and "), Text("alias 2999"))
 
 
 def settings(tmp_path: Path, **overrides: object) -> Settings:
