@@ -20,7 +20,7 @@ import numpy as np
 from media_server.engine.observer import EngineObserver
 from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
 from media_server.errors import InvalidRequest, MediaServerError, UnknownVoice
-from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
+from media_server.session.output import Cue, PlayoutListener, PlayoutQueue, no_listener
 
 RATE = 24000
 VOICE = Voice(id="fake", name="Fake", backend="fake", languages=("en",), sample_rate=RATE)
@@ -176,8 +176,8 @@ class FakeOutput:
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        self.queue.push(utterance_id, pcm)
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
+        self.queue.push(utterance_id, pcm, cues)
 
     def end(self, utterance_id: str) -> None:
         self.ended.append(utterance_id)

@@ -3,8 +3,8 @@
 Its audio waits in a `PlayoutQueue` (the same queue the WebRTC track plays
 from), pulled chunk by chunk by one sender task that also sends the
 protocol's text messages, so everything leaves in order: an utterance's
-`audio_start` precedes its first audio bytes and its `done` follows its last
-ones. `send_now` sends a text before any queued audio (events);
+`audio_start` precedes its first audio bytes, the `words` a chunk starts
+follow its bytes, and its `done` follows its last ones. `send_now` sends a text before any queued audio (events);
 `after_audio` queues one behind the audio queued so far (a mark in the
 queue). `write` waits while `max_items` pieces are queued and the sender
 itself waits on the socket's flow control, so a client that stops reading
@@ -22,18 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.pcm import Pcm
 from media_server.session.output import (
+    Cue,
     PlayoutEvent,
     PlayoutListener,
     PlayoutMark,
     PlayoutQueue,
     PlayoutStart,
+    PlayoutWords,
     no_listener,
 )
 
@@ -101,11 +103,11 @@ class SocketOutput:
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
         while len(self._queue) >= self._max_items:
             self._room.clear()
             await self._room.wait()
-        self._queue.push(utterance_id, pcm)
+        self._queue.push(utterance_id, pcm, cues)
         self._changed.set()
 
     def end(self, utterance_id: str) -> None:
@@ -187,9 +189,13 @@ class SocketOutput:
             if len(self._queue) < self._max_items:
                 self._room.set()
             for event in events:
-                await self._passed(event)
+                if not isinstance(event, PlayoutWords):
+                    await self._passed(event)
             if pcm is not None and self._sending is not None:
                 await self._send_pcm(self._sending, pcm)
+            for event in events:  # words go once the audio that starts them has
+                if isinstance(event, PlayoutWords) and (pcm is None or self._sending == event.utterance_id):
+                    self._listener(event)
 
     async def _passed(self, event: PlayoutEvent) -> None:
         if isinstance(event, PlayoutMark):

@@ -9,7 +9,9 @@ concatenation of the words' phonemes with `difflib`: each phoneme of the
 sentence gets the word whose phoneme it matched. Letters that match nothing
 take their neighbour's word within the same phoneme word, stress marks the
 word of the phoneme they stress; spaces and punctuation belong to no word
-(they are pauses, not speech).
+(they are pauses, not speech). A word said differently alone ("a" is `eɪ`
+alone, `ɐ` in "at a time") may match nothing: it gets the unmatched sounds
+next to its neighbours' matched ones.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ class WordPhonemes:
         for a, b, size in matcher.get_matching_blocks():
             for k in range(size):
                 owners[sounds[a + k]] = target_owner[b + k]
+        matched = [owner != NO_WORD for owner in owners]
         _fill(phonemes, owners, len(words))
+        _lend_to_unmatched_words(owners, matched, len(words))
         return owners
 
 
@@ -82,3 +86,22 @@ def _fill(phonemes: Sequence[str], owners: list[int], words: int) -> None:
         if matched or any(owners[i] != NO_WORD for i in run):
             last = max(owners[i] for i in run)
         start = end + 1
+
+
+def _lend_to_unmatched_words(owners: list[int], matched: list[bool], words: int) -> None:
+    """Give a word that got no sound the unmatched sounds after its predecessor's matched ones (else before its
+    successor's)."""
+    present = set(owners)
+    for word in range(words):
+        if word in present:
+            continue
+        before = [i for i, owner in enumerate(owners) if owner == word - 1]
+        after = [i for i, owner in enumerate(owners) if owner == word + 1]
+        last_matched = max((i for i in before if matched[i]), default=None)
+        first_matched = min((i for i in after if matched[i]), default=None)
+        tail = [i for i in before if last_matched is not None and i > last_matched]
+        head = [i for i in after if first_matched is not None and i < first_matched]
+        for i in tail or head:
+            owners[i] = word
+        if tail or head:
+            present.add(word)
