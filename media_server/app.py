@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import health, openapi, security, speech, static, voices
+from media_server.api import captioned, cartesia_bytes, health, openapi, security, speech, static, voices
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -31,7 +31,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import telephony, websocket
+from media_server.transports import cartesia, telephony, websocket
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -130,7 +130,10 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
+    cartesia_bytes.add_routes(app)
+    captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
+    security.add_websocket_route(app, cartesia.PATH, cartesia.cartesia_socket(engine, settings, metrics))
     security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
     openapi.add_routes(app)
     static.add_routes(app)

@@ -288,7 +288,7 @@ class Session:
                 f"over the limit of {self._limits.max_text_chars}"
             )
         if self._open is None:
-            self._open = self._admit(new_utterance_id(), command.voice, 1.0)
+            self._open = self._admit(new_utterance_id(), command.voice, command.speed)
         for segment in self._segmenter.append(command.text):
             self._open.add_text(segment)
 

@@ -92,6 +92,7 @@ class SocketOutput:
         self._unsent_text_bytes = 0
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
+        self._drained = asyncio.Event()
         self._sending: str | None = None
         """The utterance whose audio the sender is sending; None once it is cut."""
         self._clock_start: float | None = None
@@ -109,22 +110,26 @@ class SocketOutput:
             await self._room.wait()
         self._queue.push(utterance_id, pcm, cues)
         self._changed.set()
+        self._drained.clear()
 
     def end(self, utterance_id: str) -> None:
         self._queue.end(utterance_id)
         self._changed.set()
+        self._drained.clear()
 
     def after_audio(self, text: str) -> None:
         """Send `text` once the audio queued so far has been sent."""
         if self._admit_text(text):
             self._queue.mark(text)
             self._changed.set()
+            self._drained.clear()
 
     def send_now(self, text: str) -> None:
         """Send `text` before any queued audio (protocol events)."""
         if self._admit_text(text):
             self._urgent.append(text)
             self._changed.set()
+            self._drained.clear()
 
     def clear(self) -> tuple[str | None, int]:
         cut = self._queue.clear()
@@ -137,6 +142,16 @@ class SocketOutput:
         if self._sending == utterance_id:
             self._sending, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
         self._room.set()
+
+    async def drained(self) -> None:
+        """Return once everything queued so far has been sent (or the output gave up on its client)."""
+        waiting = asyncio.create_task(self._drained.wait(), name="socket-output-drained")
+        try:
+            await asyncio.wait((waiting, self._sender), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
 
     async def close(self) -> None:
         self._sender.cancel()
@@ -184,6 +199,7 @@ class SocketOutput:
             pcm, events = self._queue.next_chunk()
             if pcm is None and not events:
                 self._changed.clear()
+                self._drained.set()
                 await self._changed.wait()
                 continue
             if len(self._queue) < self._max_items:
