@@ -4,9 +4,10 @@ The one-shot HTTP routes (`api/`) read the engine, settings and metrics from
 typed app state; the long-lived session transports (`transports/`, and the
 WebRTC peers through signaling's attach callback) are handed them here.
 
-Lifecycle is a pair of cleanup contexts: the engine loads in the background
+Lifecycle is cleanup contexts: the engine loads in the background
 (so `/healthz` answers at once and `/readyz` turns 200 when the voice is
-warm), and the peer registry closes every peer on shutdown.
+warm), the Wyoming server listens with `WYOMING_PORT`, and the peer registry
+closes every peer on shutdown.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import cartesia, telephony, websocket
+from media_server.transports import cartesia, telephony, websocket, wyoming
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -60,6 +61,16 @@ async def _start(engine: Engine) -> None:
         log.info("%s backend will load on first use (PRELOAD_MODEL=false)", engine.backend_name)
     else:
         log.info("voices: %s", ", ".join(voice.id for voice in engine.voices()))
+
+
+async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it)."""
+    settings = app[SETTINGS]
+    if not settings.wyoming_port:
+        yield
+        return
+    async with wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]):
+        yield
 
 
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -138,5 +149,6 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_wyoming_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     return app
