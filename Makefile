@@ -18,7 +18,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,clients]'
 	touch $@
 
 # Debian packages: rubberband-cli (pitch-preserving speed for backends without their own),
@@ -64,6 +64,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev,qwen]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,clients]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv

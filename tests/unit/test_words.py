@@ -135,3 +135,13 @@ def test_piper_times_every_word_in_order_within_its_audio(piper: PiperBackend) -
     assert [text[s.start_char : s.end_char] for s in spans] == text.split()
     assert all(a.end_sample <= b.start_sample for a, b in zip(spans, spans[1:], strict=False))
     assert all(s.start_sample < s.end_sample for s in spans) and spans[-1].end_sample <= total
+
+
+def test_words_follow_a_time_stretch() -> None:
+    rate = 16000
+    post = PostProcessor(rate, gain=1.0, speed=2.0)
+    tone = (8000 * np.sin(np.arange(rate * 2) * 2 * np.pi * 200 / rate)).astype(np.int16)
+    sent = post.process(tone)
+    assert len(sent) == pytest.approx(rate, rel=0.05)
+    assert post.output_position(rate) == pytest.approx(len(sent) / 2, rel=0.05)
+    assert post.output_position(3 * rate) == pytest.approx(len(sent) + rate / 2, rel=0.05)
