@@ -48,8 +48,14 @@ $(BIN)/promtool: $(BIN)/python
 run: system-deps-run $(VENV)/.runtime
 	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1) HOST=$(HOST) PORT=$(PORT) $(BIN)/media-server serve
 
-test: system-deps $(VENV)/.dev $(BIN)/promtool
-	$(BIN)/python -m pytest
+# Pipecat in a virtualenv of its own: every release pins protobuf<7, below the one requirements.lock has.
+PIPECAT_VENV := .venv-pipecat
+$(PIPECAT_VENV)/bin/python:
+	$(PYTHON) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_VENV)/bin/pip install --quiet 'pipecat-ai[cartesia,openai]==1.14.0'
+
+test: system-deps $(VENV)/.dev $(BIN)/promtool $(PIPECAT_VENV)/bin/python
+	PIPECAT_PYTHON=$(PIPECAT_VENV)/bin/python $(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
