@@ -31,6 +31,7 @@ from typing import Protocol
 import aiohttp
 import psutil
 
+from clients.metrics import http_statuses, scrape_if_any, status_changes
 from loadtest.answers import ServerError, StatusTally, server_errors
 from loadtest.floods import (
     TELEPHONY,
@@ -46,7 +47,6 @@ from loadtest.floods import (
     telephony_flooder,
 )
 from loadtest.hostile_requests import CandidateOffers, CandidateOffersResult, MalformedJson, MalformedResult
-from loadtest.prometheus import scrape_statuses, status_changes
 from loadtest.swarm import LevelResult, SwarmConfig, run_level
 from loadtest.texts import UniqueTexts
 
@@ -274,7 +274,7 @@ async def run_adversarial(url: str, config: AdversarialConfig, pids: Mapping[str
     pid = pids.get("server")
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as http:
-        before = await scrape_statuses(http, url)
+        before = await scrape_if_any(http, url)
         started = time.monotonic()
         async with _MemorySampler(pid, config.sample_every_s) as memory:
             tasks = {name: asyncio.create_task(attack.run(stop), name=name) for name, attack in attacks.items()}
@@ -285,9 +285,13 @@ async def run_adversarial(url: str, config: AdversarialConfig, pids: Mapping[str
                 attack_errors = await _finish(tasks)
             elapsed_s = time.monotonic() - started
             await asyncio.sleep(SETTLE_S)
-        after = await scrape_statuses(http, url)
+        after = await scrape_if_any(http, url)
         alive = await _alive(http, url, pid)
-    server_statuses = status_changes(before, after) if before is not None and after is not None else None
+    server_statuses = (
+        status_changes(http_statuses(before.samples), http_statuses(after.samples))
+        if before is not None and after is not None
+        else None
+    )
     client_statuses = tally.snapshot()
     rss = memory.result()
     failures = judge(config, live, live_error, client_statuses, server_statuses, rss, alive, attack_errors)

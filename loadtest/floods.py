@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from clients.websocket import RawWebSocket, text_frame
 from loadtest.answers import Answer, StatusTally, post, status_key
-from loadtest.raw_sockets import RawWebSocket, TrickleEnd, text_frame, trickle_body
 from loadtest.stats import Distribution, distribution
 from loadtest.texts import REST_TEXT, UTTERANCES, UniqueTexts
+from loadtest.trickle import TrickleEnd, trickle_body
 
 RECONNECT_PAUSE_S = 0.5
 TICK_S = 0.1

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiortc import RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 
+from clients.rtc import SpeechClient, bare_offer
 from loadtest.answers import Answer, StatusTally, post, read_answer, status_key
 from loadtest.floods import pause
 from loadtest.hostile_input import (
@@ -34,7 +34,6 @@ from loadtest.hostile_input import (
     refused_candidates,
     with_candidates,
 )
-from loadtest.rtc_client import SpeechClient
 
 ANSWER_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -193,19 +192,6 @@ class CandidateOffersResult:
     hang_ups: dict[str, int]
 
 
-async def real_offer() -> str:
-    """The SDP of a fresh aiortc offer: a receive-only audio section and a data channel, candidates gathered."""
-    pc = RTCPeerConnection()
-    try:
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.createDataChannel("tts")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp: str = pc.localDescription.sdp
-        return sdp
-    finally:
-        await pc.close()
-
-
 def own_candidates(sdp: str) -> int:
     """Distinct (protocol, address, port) candidates in `sdp`, as the server counts them."""
     found = set()
@@ -229,7 +215,8 @@ class CandidateOffers:
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
             while not stop.is_set():
-                sdp = await real_offer()
+                pc, sdp = await bare_offer()
+                await pc.close()  # only its offer is wanted
                 extra = max(0, min(ACCEPTABLE_EXTRA, SERVER_MAX_CANDIDATES - 1 - own_candidates(sdp)))
                 kinds = {
                     f"{self._crowded} extra candidates (private, public, link-local)": crowded_candidates(

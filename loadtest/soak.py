@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 import psutil
 
+from clients.rtc import SpeechClient
 from loadtest.http_clients import WebSocketSpeaker
-from loadtest.rtc_client import SpeechClient
 from loadtest.texts import UTTERANCES
 
 WS_SAMPLE_RATE = 24000

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from clients.metrics import HistogramSummary, ServerUnderruns, scrape_if_any, since
+from clients.rtc import RECEIVER_DELAY_S, Event, SpeechClient
 from loadtest.profiling import ProfileSummary
-from loadtest.prometheus import HistogramSummary, ServerUnderruns, scrape
 from loadtest.resources import CpuMeter, CpuUsage, LoopLagProbe, rss_mib
-from loadtest.rtc_client import RECEIVER_DELAY_S, Event, SpeechClient
 from loadtest.stats import Distribution, distribution
 from loadtest.texts import UTTERANCES, UniqueTexts
 from loadtest.utterance import Turn, UtteranceRecord, measure
@@ -178,7 +178,7 @@ async def run_level(url: str, config: SwarmConfig, pids: Mapping[str, int | None
             await _connect(clients)
             unique = UniqueTexts()
             peers = [_Peer(index, client, config, unique) for index, client in enumerate(clients)]
-            before = await scrape(http, url)
+            before = await scrape_if_any(http, url)
             rss_before = rss_mib(pids.get("server"))
             meter = CpuMeter({**pids, "loadgen": os.getpid()})
             meter.start()
@@ -192,12 +192,12 @@ async def run_level(url: str, config: SwarmConfig, pids: Mapping[str, int | None
             cpu = meter.stop()
             elapsed_s = time.monotonic() - started
             await asyncio.sleep(SETTLE_S)
-            after = await scrape(http, url)
+            after = await scrape_if_any(http, url)
         finally:
             await _hang_up(http, url, clients)
     rss_after = rss_mib(pids.get("server"))
     records = [measure(turn, peer.client.received, started, SETTLE_S) for peer in peers for turn in peer.turns]
-    server_underruns, histograms = after.since(before) if before and after else (None, {})
+    server_underruns, histograms = since(before, after) if before and after else (None, {})
     return LevelResult(
         peers=config.peers,
         mode="burst" if config.burst else "conversation",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadtest.rtc_client import FRAME_S, RECEIVER_DELAY_S, Event, Frame, Received
+from clients.rtc import FRAME_S, RECEIVER_DELAY_S, Event, Frame, Received
 
 FRAME_MS = FRAME_S * 1000
 UNDERRUN_TOLERANCE_MS = 2 * FRAME_MS

@@ -13,6 +13,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from types import TracebackType
 
 import numpy as np
@@ -136,23 +137,7 @@ class FakeEngine:
         return stream
 
     def stats(self) -> EngineStats:
-        return EngineStats(
-            backend="fake",
-            ready=True,
-            active=0,
-            queued=0,
-            parked=0,
-            max_queue=0,
-            completed=0,
-            cancelled=0,
-            failed=0,
-            refused=0,
-            steps=0,
-            last_batch=0,
-            audio_s=0.0,
-            busy_s=0.0,
-            cache_bytes=0,
-        )
+        return replace(EngineStats.before_start("fake"), ready=True)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         raise InvalidRequest("reference: the fake engine does not clone voices")

@@ -143,3 +143,20 @@ class EngineStats:
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0
+
+    @classmethod
+    def before_start(cls, backend: str, max_queue: int = 0, max_batch_queue: int = 0) -> EngineStats:
+        """The snapshot of an engine that has done nothing yet."""
+        zero = dict.fromkeys(("active", "queued", "parked", "completed", "cancelled", "failed", "refused"), 0)
+        return cls(
+            backend=backend,
+            ready=False,
+            max_queue=max_queue,
+            steps=0,
+            last_batch=0,
+            audio_s=0.0,
+            busy_s=0.0,
+            cache_bytes=0,
+            max_batch_queue=max_batch_queue,
+            **zero,
+        )

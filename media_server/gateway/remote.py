@@ -124,24 +124,7 @@ class RemoteCore:
         self._voices: tuple[Voice, ...] = ()
         self._supervisor = WorkerSupervisor(settings, on_ready=self._set_voices, on_restart=self._restarted)
         self._observer: EngineObserver = NoObserver()
-        self._stats = EngineStats(
-            backend=settings.tts_backend,
-            ready=False,
-            active=0,
-            queued=0,
-            parked=0,
-            max_queue=settings.max_queue,
-            completed=0,
-            cancelled=0,
-            failed=0,
-            refused=0,
-            steps=0,
-            last_batch=0,
-            audio_s=0.0,
-            busy_s=0.0,
-            cache_bytes=0,
-            max_batch_queue=settings.max_batch_queue,
-        )
+        self._stats = EngineStats.before_start(settings.tts_backend, settings.max_queue, settings.max_batch_queue)
         self._poller: asyncio.Task[None] | None = None
         self._responsive = True
 

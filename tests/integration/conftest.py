@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from loadtest.rtc_client import SpeechClient
+from clients.rtc import SpeechClient
 
 
 @pytest_asyncio.fixture

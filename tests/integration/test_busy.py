@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from loadtest.rtc_client import SpeechClient
+from clients.rtc import SpeechClient
 from tests.server import RunningServer, start_server
 
 LONG_TEXT = "This sentence keeps the only engine slot busy for a while. " * 12

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from loadtest.rtc_client import SpeechClient
+from clients.metrics import internal_errors, sample, scrape
+from clients.rtc import SpeechClient, bare_offer
+from clients.websocket import RawWebSocket, raw_websocket, text_frame
 from media_server.engine.backends.piper.backend import default_model_path
-from tests.probes import CLEAN, bare_offer, internal_errors, raw_websocket, sample, scrape, text_frame, wait_for_metrics
+from tests.probes import CLEAN, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 CONNECT_TIMEOUT_S = 2.0
@@ -66,15 +67,15 @@ def impatient() -> Iterator[RunningServer]:
     server.stop()
 
 
-async def speak_raw(sock: socket.socket, text: str) -> None:
-    await asyncio.get_running_loop().sock_sendall(sock, text_frame(json.dumps({"type": "speak", "text": text})))
+async def speak_raw(ws: RawWebSocket, text: str) -> None:
+    await ws.send(text_frame(json.dumps({"type": "speak", "text": text})))
 
 
 @pytest.mark.asyncio
 async def test_websocket_client_vanishing_mid_utterance(faulty: RunningServer) -> None:
-    async with raw_websocket(faulty.url + "/ws/tts") as sock:
-        await speak_raw(sock, LONG_TEXT)
-        await asyncio.get_running_loop().sock_recv(sock, 4096)  # the utterance is under way
+    async with raw_websocket(faulty.url + "/ws/tts") as ws:
+        await speak_raw(ws, LONG_TEXT)
+        await ws.receive(4096)  # the utterance is under way
         await wait_for_metrics(faulty.url, {sample("media_server_sessions", route="ws"): 1.0})
     assert internal_errors(await wait_for_metrics(faulty.url, CLEAN, timeout_s=5)) == 0
 
@@ -97,7 +98,7 @@ async def test_a_peer_that_never_connects_is_reaped(impatient: RunningServer) ->
         async with aiohttp.ClientSession() as http:
             async with http.post(impatient.url + "/rtc/offer", json={"sdp": sdp, "type": "offer"}) as resp:
                 assert resp.status == 200  # and the answer is never applied: ICE never completes
-        assert (await scrape(impatient.url))[sample("media_server_peers")] == 1
+        assert (await scrape(impatient.url)).samples[sample("media_server_peers")] == 1
         await wait_for_metrics(impatient.url, CLEAN, timeout_s=CONNECT_TIMEOUT_S + 3)
     finally:
         await pc.close()
@@ -105,8 +106,8 @@ async def test_a_peer_that_never_connects_is_reaped(impatient: RunningServer) ->
 
 @pytest.mark.asyncio
 async def test_a_websocket_reader_that_stops_reading_is_parked(faulty: RunningServer) -> None:
-    async with raw_websocket(faulty.url + "/ws/tts?format=pcm&sample_rate=48000", receive_buffer=4096) as sock:
-        await speak_raw(sock, LONG_TEXT)
+    async with raw_websocket(faulty.url + "/ws/tts?format=pcm&sample_rate=48000", receive_buffer=4096) as ws:
+        await speak_raw(ws, LONG_TEXT)
         parked = {
             sample("media_server_engine_parked_requests"): 1.0,
             sample("media_server_sessions", route="ws"): 1.0,
@@ -133,7 +134,7 @@ async def ws_events(url: str, text: str) -> list[dict[str, Any]]:
 async def test_a_synthesis_step_failing_mid_utterance(broken_voice: RunningServer) -> None:
     url = broken_voice.url
     assert [e["type"] for e in await ws_events(url, "Warming up first.")] == ["started", "audio_start", "done"]
-    failed_before = (await scrape(url))[sample("media_server_engine_requests_total", outcome="failed")]
+    failed_before = (await scrape(url)).samples[sample("media_server_engine_requests_total", outcome="failed")]
     events = await ws_events(url, "This first sentence is heard. Then we measure the treasure.")
     assert [e["type"] for e in events] == ["started", "audio_start", "error"]
     assert events[-1]["code"] == "engine_error" and events[-1]["id"] == "u"

@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from loadtest.rtc_client import SpeechClient
-from tests.probes import bare_offer, internal_errors, scrape
+from clients.metrics import internal_errors, scrape
+from clients.rtc import SpeechClient, bare_offer
 
 FUZZ = settings(
     max_examples=150,
@@ -173,7 +173,7 @@ class Bystander:
 
 @pytest.fixture(scope="module")
 def bystander(server_url: str) -> Iterator[Bystander]:
-    speaker = Bystander(server_url, internal_errors_before=internal_errors(asyncio.run(scrape(server_url))))
+    speaker = Bystander(server_url, internal_errors_before=internal_errors(asyncio.run(scrape(server_url)).samples))
     speaker.start()
     yield speaker
     speaker.stop()
@@ -342,7 +342,7 @@ def test_openapi(server_url: str, bystander: Bystander) -> None:
 async def test_the_server_is_fine_after_the_fuzzing(server_url: str, bystander: Bystander) -> None:
     bystander.stop()
     assert bystander.failures == [] and bystander.completed > 0
-    assert internal_errors(await scrape(server_url)) == bystander.internal_errors_before
+    assert internal_errors((await scrape(server_url)).samples) == bystander.internal_errors_before
     async with aiohttp.ClientSession() as http:
         async with http.get(server_url + "/healthz") as resp:
             assert resp.status == 200 and (await resp.json())["status"] == "ok"

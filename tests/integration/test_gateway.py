@@ -24,9 +24,9 @@ import aiohttp
 import numpy as np
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.rtc_client import SpeechClient
+from clients.metrics import sample, scrape
+from clients.rtc import SpeechClient
 from media_server.audio.wav import wav_header
 from media_server.errors import (
     Busy,
@@ -75,18 +75,6 @@ def worker_pid(server: RunningServer) -> int:
     return pids[0]
 
 
-async def scrape(server: RunningServer) -> dict[tuple[str, str], float]:
-    """Each sample by name and its one label's value ("" without labels)."""
-    async with aiohttp.ClientSession(server.url) as http, http.get("/metrics") as resp:
-        text = await resp.text()
-    return {
-        (sample.name, next(iter(sample.labels.values()), "")): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if len(sample.labels) <= 1
-    }
-
-
 def exited(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -125,7 +113,7 @@ async def test_openai_speech_and_local_checks_through_the_gateway(gateway: Runni
 
 @pytest.mark.asyncio
 async def test_killed_worker_fails_the_utterance_cleanly_and_is_replaced(gateway: RunningServer) -> None:
-    restarts = (await scrape(gateway))[("media_server_engine_worker_restarts_total", "")]
+    restarts = (await scrape(gateway.url)).samples[sample("media_server_engine_worker_restarts_total")]
     killed = worker_pid(gateway)
     peer = SpeechClient(gateway.url)
     try:
@@ -141,7 +129,7 @@ async def test_killed_worker_fails_the_utterance_cleanly_and_is_replaced(gateway
     finally:
         await peer.close()
     assert worker_pid(gateway) != killed
-    assert (await scrape(gateway))[("media_server_engine_worker_restarts_total", "")] == restarts + 1
+    assert (await scrape(gateway.url)).samples[sample("media_server_engine_worker_restarts_total")] == restarts + 1
 
 
 @pytest.mark.asyncio
@@ -170,12 +158,13 @@ async def test_barge_in_aborts_the_request_in_the_worker(gateway: RunningServer)
         await peer.close()
     async with asyncio.timeout(10):  # the worker's counters reach the gateway with its next stats poll
         while True:
-            metrics = await scrape(gateway)
-            if metrics[("media_server_engine_requests_total", "cancelled")] >= 1:
+            metrics = (await scrape(gateway.url)).samples
+            if metrics[sample("media_server_engine_requests_total", outcome="cancelled")] >= 1:
                 break
             await asyncio.sleep(0.2)
-    assert metrics[("media_server_engine_queued_requests", "")] == 0
-    assert metrics[("media_server_queue_wait_seconds_count", "realtime")] >= 1  # the worker's observer events
+    assert metrics[sample("media_server_engine_queued_requests")] == 0
+    # the worker's observer events
+    assert metrics[sample("media_server_queue_wait_seconds_count", priority="realtime")] >= 1
 
 
 def mapped_files(pid: int) -> str:
@@ -252,7 +241,7 @@ async def test_idle_worker_exits_and_comes_back_on_the_next_request(idle_gateway
             assert resp.status == 200
         assert time.monotonic() - started < 15
         assert worker_pid(idle_gateway) != first
-    assert (await scrape(idle_gateway))[("media_server_engine_worker_restarts_total", "")] == 0
+    assert (await scrape(idle_gateway.url)).samples[sample("media_server_engine_worker_restarts_total")] == 0
 
 
 @pytest.mark.asyncio

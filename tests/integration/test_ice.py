@@ -16,8 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from loadtest.rtc_client import SpeechClient
-from tests.probes import bare_offer
+from clients.rtc import SpeechClient, bare_offer
 from tests.server import RunningServer, start_server
 
 MAX_CANDIDATES = 8

@@ -12,10 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from loadtest.rtc_client import SpeechClient
+from clients.metrics import sample
+from clients.rtc import SpeechClient, bare_offer
 from media_server.session.commands import MAX_ID_CHARS
 from media_server.session.session import MAX_EVENT_MESSAGE_CHARS
-from tests.probes import bare_offer, sample, wait_for_metrics
+from tests.probes import wait_for_metrics
 from tests.server import RunningServer, start_server
 
 MAX_SDP_BYTES = 4096

@@ -11,7 +11,6 @@ real aiortc peer; each test ends when `/metrics` shows the session gone.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
@@ -19,8 +18,10 @@ from collections.abc import Iterator
 import pytest
 from aiortc.rtcsctptransport import Chunk, DataChunk
 
-from loadtest.rtc_client import SpeechClient
-from tests.probes import CLEAN, raw_websocket, sample, text_frame, wait_for_metrics
+from clients.metrics import sample
+from clients.rtc import SpeechClient
+from clients.websocket import raw_websocket, text_frame
+from tests.probes import CLEAN, wait_for_metrics
 from tests.server import RunningServer, start_server
 
 MAX_UNSENT_BYTES = 16 * 1024
@@ -59,12 +60,11 @@ def sessions(route: str, live: float) -> dict[tuple[str, tuple[tuple[str, str], 
 async def test_a_socket_client_flooding_without_reading_is_disconnected(
     bounded: RunningServer, path: str, key: str, route: str
 ) -> None:
-    loop = asyncio.get_running_loop()
-    async with raw_websocket(bounded.url + path, receive_buffer=4096) as sock:
+    async with raw_websocket(bounded.url + path, receive_buffer=4096) as ws:
         await wait_for_metrics(bounded.url, sessions(route, 1.0))
         flood = text_frame(json.dumps({key: JUNK_KIND})) * FLOOD
         with contextlib.suppress(ConnectionError):  # the server may hang up before the flood is all sent
-            await loop.sock_sendall(sock, flood)
+            await ws.send(flood)
         await wait_for_metrics(bounded.url, sessions(route, 0.0), timeout_s=30)
     await wait_for_metrics(bounded.url, CLEAN)
 
@@ -76,9 +76,8 @@ async def test_a_socket_client_that_stops_reading_speech_is_disconnected(impatie
     The same output, with the same patience, serves telephony; there audio
     leaves in real time, so its socket would take most of a minute to fill.
     """
-    loop = asyncio.get_running_loop()
-    async with raw_websocket(impatient.url + "/ws/tts?format=pcm&sample_rate=48000", receive_buffer=4096) as sock:
-        await loop.sock_sendall(sock, text_frame(json.dumps({"type": "speak", "text": LONG_TEXT})))
+    async with raw_websocket(impatient.url + "/ws/tts?format=pcm&sample_rate=48000", receive_buffer=4096) as ws:
+        await ws.send(text_frame(json.dumps({"type": "speak", "text": LONG_TEXT})))
         await wait_for_metrics(impatient.url, sessions("ws", 1.0))
         await wait_for_metrics(impatient.url, sessions("ws", 0.0), timeout_s=30)
     await wait_for_metrics(impatient.url, CLEAN)

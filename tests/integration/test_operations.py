@@ -9,20 +9,10 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.rtc_client import SpeechClient
+from clients.metrics import scrape
+from clients.rtc import SpeechClient
 from tests.server import RunningServer, start_server, wait_ready
-
-
-async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
-        text = await resp.text()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 @pytest.mark.asyncio
@@ -31,7 +21,7 @@ async def test_metrics_count_requests_ttfa_sessions_and_no_underruns(server_url:
     await peer.connect()
     peer.send({"type": "speak", "text": "Counting this one for the metrics page.", "id": "m1"})
     await peer.wait_event("done", "m1")
-    during = await scrape(server_url)
+    during = (await scrape(server_url)).samples
     await peer.close()
     assert during[("media_server_sessions", (("route", "webrtc"),))] >= 1
     assert during[("media_server_ttfa_seconds_count", (("route", "webrtc"),))] >= 1

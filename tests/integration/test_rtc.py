@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from loadtest.rtc_client import FRAME_S, RECEIVER_DELAY_S, SpeechClient
+from clients.rtc import FRAME_S, RECEIVER_DELAY_S, SpeechClient
 
 SENTENCE = "Hello there, this is the media server speaking to you over a real peer connection."
 LONG_TEXT = " ".join(

@@ -23,8 +23,10 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from clients.metrics import sample, scrape
+from clients.rtc import bare_offer
 from loadtest.server_process import free_port
-from tests.probes import bare_offer, sample, scrape, wait_for_metrics
+from tests.probes import wait_for_metrics
 from tests.server import RunningServer, start_server
 
 KEYS = ("alpha-key", "beta-key")
@@ -116,7 +118,7 @@ async def test_every_key_opens_them(locked: RunningServer) -> None:
     for key in KEYS:
         status, _, _ = await status_and_error(locked.url + "/v1/voices", headers={"Authorization": f"bearer {key}"})
         assert status == 200
-    assert (await scrape(locked.url, ALPHA))[("media_server_peers", ())] == 0
+    assert (await scrape(locked.url, ALPHA)).samples[("media_server_peers", ())] == 0
 
 
 @pytest.mark.asyncio
@@ -128,7 +130,7 @@ async def test_open_routes_need_no_key(locked: RunningServer, path: str) -> None
 
 @pytest.mark.asyncio
 async def test_metrics_are_open_unless_made_private(server_url: str) -> None:
-    assert ("media_server_peers", ()) in await scrape(server_url)
+    assert ("media_server_peers", ()) in (await scrape(server_url)).samples
 
 
 @pytest.mark.asyncio
@@ -138,7 +140,7 @@ async def test_webrtc_is_checked_at_the_offer(locked: RunningServer) -> None:
     try:
         status, code, _ = await status_and_error(locked.url + "/rtc/offer", "POST", body=offer)
         assert (status, code) == (401, "unauthorized")
-        assert (await scrape(locked.url, ALPHA))[("media_server_peers", ())] == 0
+        assert (await scrape(locked.url, ALPHA)).samples[("media_server_peers", ())] == 0
         async with aiohttp.ClientSession(locked.url, headers=ALPHA) as http:
             async with http.post("/rtc/offer", json=offer) as resp:
                 assert resp.status == 200

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.probes import sample, scrape
+from clients.metrics import sample, scrape
 from tests.server import RunningServer, start_server
 
 UNSPEAKABLE = ["?!...", "$%&*", "🙂🙂🙂", " — ; ; "]
@@ -84,5 +84,5 @@ async def test_a_model_that_makes_only_silence_is_an_error_not_an_empty_success(
         "started",
         "error:no_audio",
     ]
-    metrics = await scrape(url)
+    metrics = (await scrape(url)).samples
     assert metrics[sample("media_server_engine_requests_total", outcome="no_audio")] == 4

@@ -23,7 +23,7 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
-from loadtest.rtc_client import SpeechClient
+from clients.rtc import SpeechClient
 from loadtest.server_process import free_port
 from signaling.turn import turn_credential
 from tests.server import RunningServer, start_server

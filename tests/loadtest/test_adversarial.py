@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from clients.rtc import bare_offer
 from loadtest.__main__ import main
 from loadtest.adversarial import AdversarialConfig, Memory, judge
 from loadtest.answers import CUT_SHORT, NO_ANSWER, server_errors, status_class, status_key
@@ -24,7 +25,7 @@ from loadtest.hostile_input import (
     refused_candidates,
     with_candidates,
 )
-from loadtest.hostile_requests import own_candidates, real_offer
+from loadtest.hostile_requests import own_candidates
 from signaling.errors import BadOffer
 from signaling.offer import CandidatePolicy, screen_offer
 
@@ -70,7 +71,8 @@ def test_malformed_messages_fit_the_message_limit_except_the_oversize_one() -> N
 
 @pytest.mark.asyncio
 async def test_crowded_offers_are_over_the_cap_and_refused_candidates_are_taken_out() -> None:
-    sdp = await real_offer()
+    pc, sdp = await bare_offer()
+    await pc.close()
     policy = CandidatePolicy(allow_private=True)
     with pytest.raises(BadOffer, match="over the limit"):
         screen_offer(with_candidates(sdp, crowded_candidates(300)), policy)

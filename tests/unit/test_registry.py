@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from clients.rtc import bare_offer
 from signaling.registry import Peer, PeerRegistry, RegistryLimits
-from tests.probes import bare_offer
 
 
 class NoMedia:

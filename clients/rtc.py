@@ -3,7 +3,8 @@
 Used by the tests and by the load generator alike. It negotiates through
 `POST /rtc/offer`, talks the data-channel protocol, and records every decoded
 20 ms frame with its arrival time and loudness, so callers can tell when audio
-was heard and for how long.
+was heard and for how long. `bare_offer` is the same offer from a peer that
+does nothing more, for what the server does with offers alone.
 """
 
 from __future__ import annotations
@@ -150,3 +151,20 @@ class SpeechClient:
             self.received.frames.append(Frame(index, time.monotonic(), rms))
             index += 1
             self._changed.set()
+
+
+async def bare_offer() -> tuple[RTCPeerConnection, str]:
+    """A real offer (audio to receive, a data channel, candidates gathered) from a peer that does nothing more.
+
+    The caller closes the peer.
+    """
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.createDataChannel("tts")
+        await pc.setLocalDescription(await pc.createOffer())
+    except BaseException:
+        await pc.close()
+        raise
+    sdp: str = pc.localDescription.sdp
+    return pc, sdp
