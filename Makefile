@@ -18,7 +18,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,clients]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,frameworks]'
 	touch $@
 
 # Debian packages: rubberband-cli (pitch-preserving speed for backends without their own),
@@ -70,6 +70,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,clients]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,frameworks]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv

@@ -20,15 +20,15 @@ from typing import Any
 
 from aiohttp import web
 
-from media_server.api.app_keys import ENGINE, SETTINGS
+from media_server.api.app_keys import ENGINE
 from media_server.api.audio_response import break_off
-from media_server.api.body import json_object, optional, required, with_default
-from media_server.api.openai_names import check_model, map_voice
+from media_server.api.body import json_object, with_default
+from media_server.api.speech import openai_request
 from media_server.audio.codecs import StreamEncoder, audio_format
 from media_server.audio.constants import OPENAI_PCM_RATE
 from media_server.audio.resample import Resampler
 from media_server.engine.seam import AudioStream
-from media_server.engine.types import Priority, SynthesisRequest, WordTiming
+from media_server.engine.types import Priority, WordTiming
 from media_server.errors import MediaServerError
 
 PATH = "/dev/captioned_speech"
@@ -64,20 +64,11 @@ async def captioned_pieces(
 
 async def captioned_speech(request: web.Request) -> web.StreamResponse:
     body = await json_object(request)
-    engine, settings = request.app[ENGINE], request.app[SETTINGS]
-    check_model(optional(body, "model", str), engine.backend_name)
+    stream = with_default(body, "stream", bool, True)
+    synth = openai_request(request, body, Priority.REALTIME if stream else Priority.BATCH)
     name = with_default(body, "response_format", str, "mp3")
     encoder = audio_format(name, allowed=CAPTIONED_FORMATS).encoder(OPENAI_PCM_RATE)
-    stream = with_default(body, "stream", bool, True)
-    synth = SynthesisRequest(
-        text=required(body, "input", str),
-        voice=map_voice(required(body, "voice", str), settings.openai_voice_map),
-        language=with_default(body, "language", str, "auto"),
-        speed=with_default(body, "speed", float, 1.0),
-        instructions=optional(body, "instructions", str),
-        priority=Priority.REALTIME if stream else Priority.BATCH,
-    )
-    chunks = engine.stream(synth)
+    chunks = request.app[ENGINE].stream(synth)
     async with chunks:
         await chunks.wait_ready()
         if not stream:

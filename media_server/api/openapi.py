@@ -60,6 +60,19 @@ TTS_BODY = {
         **SAMPLING,
     },
 }
+OPENAI_SPEECH_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["input", "voice"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"type": "string", "minLength": 1},
+        "voice": {"type": "string"},
+        "speed": SPEED,
+        "instructions": {"type": "string"},
+        "language": {"type": "string"},
+        **SAMPLING,
+    },
+}
 CARTESIA_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["transcript", "output_format"],
@@ -144,21 +157,15 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "OpenAI-compatible speech; streamed as it is made",
             {"200": _ok("audio/*")},
-            {
-                "type": "object",
-                "required": ["input", "voice"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "input": {"type": "string", "minLength": 1},
-                    "voice": {"type": "string"},
-                    "response_format": {"type": "string", "enum": list(SPEECH_FORMATS), "default": "mp3"},
-                    "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
-                    "speed": SPEED,
-                    "instructions": {"type": "string"},
-                    "language": {"type": "string"},
-                    **SAMPLING,
-                },
-            },
+            _with_property(
+                _with_property(
+                    OPENAI_SPEECH_BODY,
+                    "response_format",
+                    {"type": "string", "enum": list(SPEECH_FORMATS), "default": "mp3"},
+                ),
+                "stream_format",
+                {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+            ),
         )
     },
     "/tts": {
@@ -201,20 +208,15 @@ PATHS: dict[str, dict[str, Any]] = {
             "Speech with word timestamps (Kokoro-FastAPI's shape): NDJSON lines {audio, audio_format, timestamps} "
             "as it is made, or one JSON object with stream: false",
             {"200": _ok("application/x-ndjson")},
-            {
-                "type": "object",
-                "required": ["input", "voice"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "input": {"type": "string", "minLength": 1},
-                    "voice": {"type": "string"},
-                    "response_format": {"type": "string", "enum": list(CAPTIONED_FORMATS), "default": "mp3"},
-                    "stream": {"type": "boolean", "default": True},
-                    "speed": SPEED,
-                    "instructions": {"type": "string"},
-                    "language": {"type": "string"},
-                },
-            },
+            _with_property(
+                _with_property(
+                    OPENAI_SPEECH_BODY,
+                    "response_format",
+                    {"type": "string", "enum": list(CAPTIONED_FORMATS), "default": "mp3"},
+                ),
+                "stream",
+                {"type": "boolean", "default": True},
+            ),
         )
     },
     "/ws/telephony": {"get": _op("WebSocket: Twilio Media Streams (8 kHz mu-law)", {"101": _ok(JSON)})},

@@ -1,5 +1,5 @@
 """Pipecat's `CartesiaTTSService` and `OpenAITTSService`, unchanged, against this server, through Pipecat's own
-test utilities (`tests/clients/pipecat_client.py`, run in the Pipecat virtualenv `make test` builds: every
+test utilities (`clients/pipecat_services.py`, run in the Pipecat virtualenv `make test` builds: every
 Pipecat release pins protobuf<7, below the protobuf this project locks)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 PIPECAT_PYTHON = Path(os.environ.get("PIPECAT_PYTHON", ".venv-pipecat/bin/python"))
-CLIENT = Path(__file__).parent.parent / "clients" / "pipecat_client.py"
+CLIENT = Path(__file__).parent.parent.parent / "clients" / "pipecat_services.py"
 
 
 @pytest.fixture(scope="module")

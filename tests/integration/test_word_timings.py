@@ -22,7 +22,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from loadtest.rtc_client import SpeechClient
+from clients.rtc import SpeechClient
 
 RATE = 24000
 ONSET_TOLERANCE_MS = 60

@@ -1,6 +1,6 @@
 """Pipecat's own services and test utilities against this server: run in a virtualenv with pipecat-ai installed.
 
-`python tests/clients/pipecat_client.py BASE_URL` prints one JSON object: what Pipecat's `CartesiaTTSService`
+`python clients/pipecat_services.py BASE_URL` prints one JSON object: what Pipecat's `CartesiaTTSService`
 (at `/tts/websocket`) and `OpenAITTSService` (at `/v1`) produced through `pipecat.tests.utils.run_test`, and
 what an interruption mid-utterance left. Pipecat pins protobuf<7, so this cannot run in the project's own
 virtualenv; `tests/integration/test_pipecat.py` runs it.
