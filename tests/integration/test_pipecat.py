@@ -35,8 +35,14 @@ def test_cartesia_service_gets_audio_and_monotonic_word_timestamps(pipecat: dict
 
 
 def test_an_interruption_cancels_the_context_and_the_server_stops(pipecat: dict[str, Any]) -> None:
-    # About four minutes of text; the interruption comes 1.5 s in, and the server stops making audio then.
-    assert 1.0 < pipecat["interrupted"]["audio_s"] < 60.0
+    # About five minutes of text, interrupted 1.5 s after it was sent. How much audio came before is the
+    # machine's speed; what matters is that the server then stops: a second after the interruption has
+    # settled, with the connection still open, its engine makes nothing (it makes tens of seconds of audio a
+    # second while it runs).
+    interrupted = pipecat["interrupted"]
+    assert interrupted["audio_s"] > 0
+    assert interrupted["watched_while_open"]
+    assert interrupted["made_after_s"] == 0.0, interrupted["made_after_s"]
 
 
 def test_openai_service_with_our_base_url(pipecat: dict[str, Any]) -> None:
