@@ -21,7 +21,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,ray,asr]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,ray,frameworks,asr]'
 	touch $@
 
 # The `ray` extra (MODE=ray: engine replicas on Ray Serve), installed by `make run MODE=ray` when missing.
@@ -58,8 +58,14 @@ $(BIN)/promtool: $(BIN)/python
 run: system-deps-run $(VENV)/.runtime $(RUN_EXTRAS)
 	LD_PRELOAD=$$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1) HOST=$(HOST) PORT=$(PORT) MODE=$(MODE) $(BIN)/media-server serve
 
-test: system-deps $(VENV)/.dev $(BIN)/promtool
-	$(BIN)/python -m pytest
+# Pipecat in a virtualenv of its own: every release pins protobuf<7, below the one requirements.lock has.
+PIPECAT_VENV := .venv-pipecat
+$(PIPECAT_VENV)/bin/python:
+	$(PYTHON) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_VENV)/bin/pip install --quiet 'pipecat-ai[cartesia,openai]==1.14.0'
+
+test: system-deps $(VENV)/.dev $(BIN)/promtool $(PIPECAT_VENV)/bin/python
+	PIPECAT_PYTHON=$(PIPECAT_VENV)/bin/python $(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -74,6 +80,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,asr]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,frameworks,asr]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv

@@ -4,9 +4,10 @@ The one-shot HTTP routes (`api/`) read the engine, settings and metrics from
 typed app state; the long-lived session transports (`transports/`, and the
 WebRTC peers through signaling's attach callback) are handed them here.
 
-Lifecycle is a pair of cleanup contexts: the engine loads in the background
+Lifecycle is cleanup contexts: the engine loads in the background
 (so `/healthz` answers at once and `/readyz` turns 200 when the voice is
-warm), and the peer registry closes every peer on shutdown.
+warm), the Wyoming server listens with `WYOMING_PORT`, and the peer registry
+closes every peer on shutdown.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import dictionaries, health, openapi, security, speech, static, voices
+from media_server.api import (
+    captioned,
+    cartesia_bytes,
+    dictionaries,
+    health,
+    openapi,
+    security,
+    speech,
+    static,
+    voices,
+)
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -31,7 +42,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import telephony, websocket
+from media_server.transports import cartesia, telephony, websocket, wyoming
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -60,6 +71,16 @@ async def _start(engine: Engine) -> None:
         log.info("%s backend will load on first use (PRELOAD_MODEL=false)", engine.backend_name)
     else:
         log.info("voices: %s", ", ".join(voice.id for voice in engine.voices()))
+
+
+async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it)."""
+    settings = app[SETTINGS]
+    if not settings.wyoming_port:
+        yield
+        return
+    async with wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]):
+        yield
 
 
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -137,10 +158,14 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     speech.add_routes(app)
     voices.add_routes(app)
     dictionaries.add_routes(app)
+    cartesia_bytes.add_routes(app)
+    captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
+    security.add_websocket_route(app, cartesia.PATH, cartesia.cartesia_socket(engine, settings, metrics))
     security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_wyoming_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     return app

@@ -31,6 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 LIMITS: dict[str, tuple[float, float]] = {
     "port": (0, 65535),
+    "wyoming_port": (0, 65535),
     "qwen_max_batch": (1, 256),
     "qwen_first_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
     "qwen_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
@@ -83,6 +84,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     unix: str | None = None
+    wyoming_port: int = 0
+    """A Wyoming TCP server (Home Assistant) on `HOST` at this port; 0: none."""
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -189,3 +189,14 @@ class EngineUnavailable(EngineError):
     code = "engine_unavailable"
     status = 503
     retry_after_s = 1.0
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of the error class whose wire code is `code` (500 when no class has it)."""
+    classes: list[type[MediaServerError]] = [MediaServerError]
+    while classes:
+        cls = classes.pop()
+        if cls.code == code:
+            return cls.status
+        classes.extend(cls.__subclasses__())
+    return 500

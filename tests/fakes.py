@@ -25,9 +25,9 @@ import numpy as np
 from media_server.config import Settings
 from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.observer import EngineObserver
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice, WordTiming
 from media_server.errors import Busy, InvalidRequest, MediaServerError, UnknownVoice
-from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
+from media_server.session.output import Cue, PlayoutListener, PlayoutQueue, no_listener
 
 RATE = 24000
 VOICE = Voice(id="fake", name="Fake", backend="fake", languages=("en",), sample_rate=RATE)
@@ -48,8 +48,11 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 class FakeStream:
     """One request's audio, following its script."""
 
-    def __init__(self, request: SynthesisRequest, steps: Sequence[Step], voice: Voice = VOICE) -> None:
+    def __init__(
+        self, request: SynthesisRequest, steps: Sequence[Step], timed: bool = False, voice: Voice = VOICE
+    ) -> None:
         self.request = request
+        self._words = request.text.split() if timed else []
         self.voice = voice
         self.language = "en"
         self.sample_rate = voice.sample_rate
@@ -72,10 +75,17 @@ class FakeStream:
                 raise step
             else:
                 pcm = np.full(step, AMPLITUDE, dtype=np.int16)
-                chunk = AudioChunk(pcm, self.sample_rate, self.request.id, self._index)
+                chunk = AudioChunk(pcm, self.sample_rate, self.request.id, self._index, self._said(step))
                 self._index += 1
                 return chunk
         raise StopAsyncIteration
+
+    def _said(self, samples: int) -> tuple[WordTiming, ...]:
+        """With `timed`, each chunk says the text's next word over its whole length (chunks of equal size)."""
+        if self._index >= len(self._words):
+            return ()
+        start = self._index * samples / self.sample_rate
+        return (WordTiming(self._words[self._index], start, start + samples / self.sample_rate),)
 
     async def __aenter__(self) -> FakeStream:
         return self
@@ -97,8 +107,11 @@ class FakeEngine:
         self,
         scripts: Mapping[str, Sequence[Step]] | None = None,
         refusals: Mapping[str, MediaServerError] | None = None,
+        timed: bool = False,
     ) -> None:
+        """`timed`: each chunk carries the timing of the next word of its request's text."""
         self.scripts = dict(scripts or {})
+        self.timed = timed
         self.refusals = dict(refusals or {})
         self.requests: list[SynthesisRequest] = []
         self.streams: list[FakeStream] = []
@@ -140,7 +153,7 @@ class FakeEngine:
         refusal = self.refusals.get(request.text)
         if refusal is not None:
             raise refusal
-        stream = FakeStream(request, self.scripts.get(request.text, DEFAULT_SCRIPT))
+        stream = FakeStream(request, self.scripts.get(request.text, DEFAULT_SCRIPT), self.timed)
         self.streams.append(stream)
         return stream
 
@@ -177,7 +190,7 @@ class FakeCore:
         self.submitted.append((request, voice, language))
         if len(self.streams) >= self.admits:
             raise Busy("recorded; this fake admits no more")
-        self.streams.append(FakeStream(request, self.script, voice))
+        self.streams.append(FakeStream(request, self.script, voice=voice))
         return self.streams[-1]
 
     async def start(self) -> float | None:
@@ -214,8 +227,8 @@ class FakeOutput:
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        self.queue.push(utterance_id, pcm)
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
+        self.queue.push(utterance_id, pcm, cues)
 
     def end(self, utterance_id: str) -> None:
         self.ended.append(utterance_id)

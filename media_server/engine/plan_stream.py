@@ -8,7 +8,9 @@ counted from its first chunk. Silences are exact: `seconds` times the
 stream's rate, in zero samples. The stream's rate is its first voice's; a
 part in a voice of another rate is resampled to it. A later part can still
 be refused (busy): the stream then raises that error where the part would
-have begun, as any synthesis failing mid-stream does.
+have begun, as any synthesis failing mid-stream does. A part's word timings
+are moved into the whole request's time (after the audio and silences before
+it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from media_server.audio.resample import Resampler
 from media_server.engine.plan import Part, Silence, Speech
 from media_server.engine.seam import AudioStream, EngineCore
 from media_server.engine.stream import Result, ResultStream
-from media_server.engine.types import Pcm, Priority, SynthesisRequest
+from media_server.engine.types import Priority, SynthesisRequest, WordTiming
+from media_server.engine.types import Speech as Said
 from media_server.errors import MediaServerError
 
 
@@ -39,18 +42,19 @@ class PlanStream(ResultStream):
         self._resampler: Resampler | None = None
         self._first_at: float | None = None
         self._audio_s = 0.0
+        self._part_at_s = 0.0
 
     async def _receive(self) -> Result:
         try:
-            pcm = await self._next_pcm()
+            said = await self._next()
         except MediaServerError as exc:
             return exc
-        if pcm is not None:
+        if said is not None:
             self._first_at = self._first_at or time.monotonic()
-            self._audio_s += len(pcm) / self.sample_rate
-        return pcm
+            self._audio_s += len(said.pcm) / self.sample_rate
+        return said
 
-    async def _next_pcm(self) -> Pcm | None:
+    async def _next(self) -> Said | None:
         while True:
             if self._current is not None:
                 try:
@@ -59,17 +63,23 @@ class PlanStream(ResultStream):
                     self._current = None
                     tail = self._resampler.flush() if self._resampler is not None else None
                     if tail is not None and len(tail):
-                        return tail
+                        return Said(tail)
                     continue
-                return chunk.pcm if self._resampler is None else self._resampler.process(chunk.pcm)
+                pcm = chunk.pcm if self._resampler is None else self._resampler.process(chunk.pcm)
+                return Said(pcm, tuple(self._shifted(word) for word in chunk.words))
             if not self._parts:
                 return None
             part = self._parts.popleft()
             if isinstance(part, Silence):
-                return np.zeros(round(part.seconds * self.sample_rate), dtype=np.int16)
+                return Said(np.zeros(round(part.seconds * self.sample_rate), dtype=np.int16))
             self._current = self._submit(part)
+            self._part_at_s = self._audio_s
             rate = self._current.sample_rate
             self._resampler = Resampler(rate, self.sample_rate) if rate != self.sample_rate else None
+
+    def _shifted(self, word: WordTiming) -> WordTiming:
+        """A part's word in the whole request's time (the part began after the audio before it)."""
+        return replace(word, start_s=word.start_s + self._part_at_s, end_s=word.end_s + self._part_at_s)
 
     def _submit(self, part: Speech) -> AudioStream:
         if self._first is not None:

@@ -19,8 +19,10 @@ __all__ = [
     "ReplicaFigures",
     "RequestTimings",
     "SamplingParams",
+    "Speech",
     "SynthesisRequest",
     "Voice",
+    "WordTiming",
 ]
 
 _request_ids = itertools.count(1)
@@ -91,13 +93,34 @@ class RequestTimings:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """A word of the request's text as written, and when it is said: seconds from the request's first sample."""
+
+    word: str
+    start_s: float
+    end_s: float
+    estimated: bool = False
+    """From the text and the audio's length, not measured (a backend without an aligner)."""
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A step's finished audio and the words whose start it carries (a request's last may have words only)."""
+
+    pcm: Pcm
+    words: tuple[WordTiming, ...] = ()
+
+
+@dataclass(frozen=True)
 class AudioChunk:
-    """Mono s16 PCM at the backend's native rate."""
+    """Mono s16 PCM at the backend's native rate, and the words whose start is in it (times from the request's
+    first sample). A request's last chunk may carry words and no audio."""
 
     pcm: Pcm
     sample_rate: int
     request_id: str
     index: int
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def duration_s(self) -> float:

@@ -57,9 +57,9 @@ TRACK_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 
 
 # The route label of a request no route matched (404, 405): bounded, unlike the raw path.
 UNMATCHED_ROUTE = "unmatched"
-SESSION_ROUTES = ("webrtc", "ws", "telephony")
+SESSION_ROUTES = ("webrtc", "ws", "telephony", "cartesia", "wyoming")
 """The `route` labels of sessions (the names the transports pass in)."""
-STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm")
+STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm", "cartesia_bytes")
 """Every route that reports a time to first audio."""
 CACHES = ("audio",)
 # Status of a request whose client went away before its handler finished (nginx's convention).

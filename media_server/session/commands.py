@@ -39,11 +39,12 @@ class Speak:
 
 @dataclass(frozen=True)
 class Append:
-    """Add streamed text to the open utterance (opening one), spoken clause by clause."""
+    """Add streamed text to the open utterance (opening one, in `voice` at `speed`), spoken clause by clause."""
 
     text: str
     voice: str | None
     dictionaries: tuple[DictionaryLocator, ...] = ()
+    speed: float = 1.0
 
 
 @dataclass(frozen=True)

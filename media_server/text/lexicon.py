@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from media_server.errors import InvalidRequest, InvalidSsml
-from media_server.text.ssml import MAX_PHONEME_CHARS, Element, Inline, Phoneme, Text, check_ipa, parse_xml
+from media_server.text.ssml import MAX_PHONEME_CHARS, Element, Inline, Phoneme, Sub, Text, check_ipa, parse_xml
 
 __all__ = ["Lexicon", "Rule", "rules_from_json", "rules_from_pls"]
 
@@ -181,7 +181,9 @@ class Lexicon:
                 end, rule = found
                 out.append(Text(text[done:start]))
                 out.append(
-                    Text(rule.replacement) if rule.type == "alias" else Phoneme(rule.replacement, text[start:end])
+                    Sub(rule.replacement, text[start:end])
+                    if rule.type == "alias"
+                    else Phoneme(rule.replacement, text[start:end])
                 )
                 done = start = end
             out.append(Text(text[done:]))

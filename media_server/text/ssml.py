@@ -45,6 +45,7 @@ __all__ = [
     "Phoneme",
     "Run",
     "SayAs",
+    "Sub",
     "Text",
     "flatten",
     "fragment",
@@ -139,7 +140,15 @@ class Phoneme:
     """What a voice that cannot speak phonemes says instead."""
 
 
-Inline = Text | SayAs | Phoneme
+@dataclass(frozen=True)
+class Sub:
+    """An alias said instead of the text (`<sub>`, a dictionary's alias rule); word timings name the text."""
+
+    alias: str
+    text: str
+
+
+Inline = Text | SayAs | Phoneme | Sub
 
 
 @dataclass(frozen=True)
@@ -155,8 +164,9 @@ class Run:
 
     @property
     def spoken(self) -> str:
-        """The words as written (a phoneme's text, a say-as's content): what language identification reads."""
-        return "".join(item.text for item in self.inlines)
+        """The words said as written (an alias, a phoneme's text, a say-as's content): what language
+        identification reads."""
+        return "".join(item.alias if isinstance(item, Sub) else item.text for item in self.inlines)
 
 
 @dataclass(frozen=True)
@@ -268,7 +278,7 @@ def flatten(document: Element) -> list[Run | Pause]:
                 raise InvalidSsml(f"ssml: {element.where}: breaks add up to over {MAX_PAUSE_TOTAL_S:g} s")
             out.append(Pause(seconds))
         elif tag == "sub":
-            pending.append(Text(_required(element, "alias")))
+            pending.append(Sub(_required(element, "alias"), element.text()))
         elif tag == "say-as":
             kind = _required(element, "interpret-as").strip().lower()
             if kind not in SAY_AS:
@@ -383,6 +393,8 @@ def _write(item: Inline) -> str:
             return f"<say-as interpret-as={quoteattr(kind)}{form_attr}>{escape(text)}</say-as>"
         case Phoneme(ipa=ipa, text=text):
             return f'<phoneme alphabet="ipa" ph={quoteattr(ipa)}>{escape(text)}</phoneme>'
+        case Sub(alias=alias, text=text):
+            return f"<sub alias={quoteattr(alias)}>{escape(text)}</sub>"
 
 
 def inline_content(text: str) -> Iterator[Inline]:

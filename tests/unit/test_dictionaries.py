@@ -12,7 +12,7 @@ from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.types import DictionaryLocator
 from media_server.errors import ConfigError, InvalidRequest, InvalidSsml, TooManyDictionaries, UnknownDictionary
 from media_server.text.lexicon import Lexicon, Rule, rules_from_json, rules_from_pls
-from media_server.text.ssml import Inline, Phoneme, Text
+from media_server.text.ssml import Inline, Phoneme, Sub, Text
 
 ALIAS = {"string_to_replace": "Nginx", "type": "alias", "alias": "engine x"}
 PHONEME = {"string_to_replace": "tomato", "type": "phoneme", "phoneme": "təˈmɑːtoʊ", "alphabet": "ipa"}
@@ -45,7 +45,7 @@ def test_bad_rules_are_refused_naming_the_field(rules: object, message: str) -> 
 def test_alias_and_phoneme_rules_on_word_boundaries_case_sensitive_by_default() -> None:
     rules = rules_from_json([ALIAS, PHONEME])
     assert applied(rules, "Nginx serves tomato, not Nginxes or nginx or tomatoes.") == (
-        Text("engine x"),
+        Sub("engine x", "Nginx"),
         Text(" serves "),
         Phoneme("təˈmɑːtoʊ", "tomato"),
         Text(", not Nginxes or nginx or tomatoes."),
@@ -60,11 +60,11 @@ def test_case_and_boundaries_can_be_relaxed() -> None:
         ]
     )
     assert applied(rules, "NGINX and nginx, a graph") == (
-        Text("engine x"),
+        Sub("engine x", "NGINX"),
         Text(" and "),
-        Text("engine x"),
+        Sub("engine x", "nginx"),
         Text(", a gra"),
-        Text("f"),
+        Sub("f", "ph"),
     )
 
 
@@ -79,11 +79,11 @@ def test_the_longest_match_wins_then_the_first_rule_and_an_alias_is_never_replac
         ]
     )
     assert applied(rules, "New  York City, New York, York.") == (
-        Text("NYC"),
+        Sub("NYC", "New  York City"),
         Text(", "),
-        Text("the Big Apple"),
+        Sub("the Big Apple", "New York"),
         Text(", "),
-        Text("first"),
+        Sub("first", "York"),
         Text("."),
     )
 
@@ -130,7 +130,12 @@ def test_a_pls_file_may_hold_as_many_lexemes_as_a_dictionary_rules() -> None:
 def test_matching_costs_no_more_with_thousands_of_rules() -> None:
     lexicon = Lexicon(Rule(f"word{i}x", "alias", f"alias {i}") for i in range(3000))
     applied = lexicon.apply([Text("hello word12x and word2999x " * 180)])
-    assert applied[:4] == (Text("hello "), Text("alias 12"), Text(" and "), Text("alias 2999"))
+    assert applied[:4] == (
+        Text("hello "),
+        Sub("alias 12", "word12x"),
+        Text(" and "),
+        Sub("alias 2999", "word2999x"),
+    )
 
 
 def settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -147,7 +152,7 @@ async def test_the_store_persists_across_restarts_and_locators_name_versions(tmp
     [again] = reloaded.all()
     assert again.to_json() == added.to_json()
     lexicon = reloaded.lexicon([DictionaryLocator(added.id, added.version_id)])
-    assert lexicon.apply([Text("Nginx")]) == (Text("engine x"),)
+    assert lexicon.apply([Text("Nginx")]) == (Sub("engine x", "Nginx"),)
     with pytest.raises(UnknownDictionary, match=r"pronunciation_dictionary_locators\[0\]\.version_id"):
         reloaded.lexicon([DictionaryLocator(added.id, "old")])
     with pytest.raises(UnknownDictionary, match=r"\[1\]\.pronunciation_dictionary_id: no dictionary 'gone'"):
@@ -179,8 +184,8 @@ async def test_server_wide_dictionaries_apply_after_the_requests_own(tmp_path: P
     own = await store.add("own", None, rules_from_json([ALIAS]))
     configured = DictionaryStore(settings(tmp_path, pronunciation_dictionaries=(wide.id,)))
     configured.load()
-    assert configured.lexicon([]).apply([Text("Nginx")]) == (Text("server-wide"),)
-    assert configured.lexicon([DictionaryLocator(own.id)]).apply([Text("Nginx")]) == (Text("engine x"),)
+    assert configured.lexicon([]).apply([Text("Nginx")]) == (Sub("server-wide", "Nginx"),)
+    assert configured.lexicon([DictionaryLocator(own.id)]).apply([Text("Nginx")]) == (Sub("engine x", "Nginx"),)
     with pytest.raises(InvalidRequest, match="PRONUNCIATION_DICTIONARIES"):
         await configured.delete(wide.id)
     with pytest.raises(ConfigError, match="PRONUNCIATION_DICTIONARIES: no stored dictionary has the id nope"):

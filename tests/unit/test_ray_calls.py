@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_server.engine.types import Priority, RequestTimings, SamplingParams, SynthesisRequest
+from media_server.engine.types import Priority, RequestTimings, SamplingParams, SynthesisRequest, WordTiming
 from media_server.errors import Busy
 from media_server.gateway.ray.calls import Audio, Call, Failure, Start, item_from_wire, item_to_wire, segments_of
 
@@ -45,8 +45,10 @@ def test_a_call_carries_times_as_durations_between_clocks() -> None:
 
 def test_items_cross_as_themselves() -> None:
     pcm = np.arange(-5, 5, dtype=np.int16)
-    audio = item_from_wire(item_to_wire(Audio(segment=2, pcm=pcm)))
+    words = (WordTiming("Hello", 0.01, 0.3), WordTiming("there", 0.3, 0.62, estimated=True))
+    audio = item_from_wire(item_to_wire(Audio(segment=2, pcm=pcm, words=words)))
     assert isinstance(audio, Audio) and audio.segment == 2 and np.array_equal(audio.pcm, pcm)
+    assert audio.words == words
     start = item_from_wire(item_to_wire(Start("r1", True, RequestTimings(0.1, 0.2, 0.3))))
     assert start == Start("r1", True, RequestTimings(0.1, 0.2, 0.3))
     failure = item_from_wire(item_to_wire(Failure(Busy("full", retry_after_s=2.0))))

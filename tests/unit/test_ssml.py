@@ -3,13 +3,27 @@ backend is given (normalized words, phoneme blocks), checked exactly."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from media_server.errors import InvalidSsml
 from media_server.text.say_as import read_as
 from media_server.text.segmenter import split_text
 from media_server.text.spoken import spoken_text
-from media_server.text.ssml import MAX_DEPTH, MAX_ELEMENTS, Pause, Phoneme, Run, SayAs, Text, flatten, fragment, parse
+from media_server.text.ssml import (
+    MAX_DEPTH,
+    MAX_ELEMENTS,
+    Pause,
+    Phoneme,
+    Run,
+    SayAs,
+    Sub,
+    Text,
+    flatten,
+    fragment,
+    parse,
+)
 
 
 def runs(document: str) -> list[Run | Pause]:
@@ -17,7 +31,7 @@ def runs(document: str) -> list[Run | Pause]:
 
 
 def said(document: str, phonemes: bool = True) -> str:
-    return spoken_text(document, True, "en", phonemes)
+    return spoken_text(document, True, "en", phonemes).said.text
 
 
 @pytest.mark.parametrize(
@@ -143,7 +157,7 @@ def test_inline_elements_unknown_elements_and_sentence_boundaries() -> None:
     assert isinstance(run, Run)
     assert run.inlines == (
         Text("I met "),
-        Text("the World Wide Web Consortium"),
+        Sub("the World Wide Web Consortium", "W3C"),
         Text(". "),
         Text("Then "),
         Text("left"),
@@ -193,7 +207,7 @@ def test_say_as_readings(kind: str, form: str | None, text: str, words: str) -> 
 def test_say_as_content_that_is_not_what_it_says_is_read_as_text(kind: str, form: str | None, text: str) -> None:
     assert read_as(kind, form, text) is None
     assert said(f'<say-as interpret-as="{kind}"{f" format={form!r}" if form else ""}>{text}</say-as>') == (
-        spoken_text(text, False, "en", True)
+        spoken_text(text, False, "en", True).said.text
     )
 
 
@@ -216,10 +230,40 @@ def test_the_backend_gets_one_normalized_text_with_readings_and_phonemes_in_plac
 
 
 def test_text_from_a_client_never_makes_a_phoneme_block() -> None:
-    assert spoken_text("Say [[ ʃ ]] or [[[x]]] \ue000.", False, "en", True) == "Say [ ʃ ] or [x]."
+    assert spoken_text("Say [[ ʃ ]] or [[[x]]] \ue000.", False, "en", True).said.text == "Say [ ʃ ] or [x]."
     assert said("<speak>Say [[ ʃ ]] now</speak>") == "Say [ ʃ ] now"
 
 
 def test_the_segmenter_never_cuts_a_phoneme_block() -> None:
     text = "One two three four five [[ a b c d e f g h ]] and more words, then done."
     assert split_text(text)[0] == "One two three four five [[ a b c d e f g h ]]"
+
+
+def test_every_character_said_names_the_words_written_through_aliases_readings_and_normalization() -> None:
+    document = (
+        '<speak><sub alias="engine x">Nginx</sub> costs $5, call <say-as interpret-as="digits">42</say-as> '
+        'or say <phoneme alphabet="ipa" ph="təˈmɑːtoʊ">tomato</phoneme>.</speak>'
+    )
+    spoken = spoken_text(document, True, "en", True)
+    assert spoken.written == "Nginx costs $5, call 42 or say tomato."
+    said = spoken.said
+    assert said.text == "engine x costs five dollars, call four two or say [[ təˈmɑːtoʊ ]]."
+    origins = {}
+    for word in re.finditer(r"\S+", said.text):
+        start, end = said.origin(word.start(), word.end())
+        origins[word[0]] = spoken.written[start:end]
+    assert origins == {
+        "engine": "Nginx",
+        "x": "Nginx",
+        "costs": "costs",
+        "five": "$5",
+        "dollars,": "$5,",
+        "call": "call",
+        "four": "42",
+        "two": "42",
+        "or": "or",
+        "say": "say",
+        "[[": "tomato",
+        "təˈmɑːtoʊ": "tomato",
+        "]].": "tomato.",
+    }

@@ -11,7 +11,8 @@ The replica streams back, in order:
 - `Start(replica, deterministic, timings)` once the first segment's first
   step is done: which replica serves it, whether its audio can be resumed
   mid-segment sample-exactly, and where the time went;
-- `Audio(segment, pcm)` for each chunk, tagged with its segment's index;
+- `Audio(segment, pcm, words)` for each chunk, tagged with its segment's index
+  (word times from that segment's first sample);
 - `Failure(error)` in place of the rest when the request fails (the
   replica's `MediaServerError` on the wire), after which the stream ends.
 """
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from media_server.engine.types import Pcm, RequestTimings, SynthesisRequest
+from media_server.engine.types import Pcm, RequestTimings, SynthesisRequest, WordTiming
 from media_server.errors import MediaServerError
 from media_server.gateway.wire import (
     Message,
@@ -96,6 +97,8 @@ class Start:
 class Audio:
     segment: int
     pcm: Pcm
+    words: tuple[WordTiming, ...] = ()
+    """The words whose start is in `pcm`, timed from their segment's first sample."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def item_to_wire(item: Item) -> tuple[Any, ...]:
             return ("start", item.replica, item.deterministic, timings.text_prep_s, timings.queue_wait_s,
                     timings.first_step_s)  # fmt: skip
         case Audio():
-            return ("audio", item.segment, pcm_to_wire(item.pcm))
+            words = [(word.word, word.start_s, word.end_s, word.estimated) for word in item.words]
+            return ("audio", item.segment, pcm_to_wire(item.pcm), words)
         case Failure():
             return ("error", error_to_wire(item.error))
 
@@ -122,7 +126,10 @@ def item_to_wire(item: Item) -> tuple[Any, ...]:
 def item_from_wire(fields: tuple[Any, ...]) -> Item:
     kind = fields[0]
     if kind == "audio":
-        return Audio(segment=int(fields[1]), pcm=pcm_from_wire(fields[2]))
+        words = tuple(
+            WordTiming(str(w), float(start), float(end), bool(guessed)) for w, start, end, guessed in fields[3]
+        )
+        return Audio(segment=int(fields[1]), pcm=pcm_from_wire(fields[2]), words=words)
     if kind == "start":
         timings = RequestTimings(float(fields[3]), float(fields[4]), float(fields[5]))
         return Start(replica=str(fields[1]), deterministic=bool(fields[2]), timings=timings)

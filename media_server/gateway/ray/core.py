@@ -40,7 +40,16 @@ from ray.serve.exceptions import BackPressureError
 from media_server.config import Settings
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.stream import Result, ResultStream
-from media_server.engine.types import EngineStats, Pcm, ReplicaFigures, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import (
+    EngineStats,
+    Pcm,
+    ReplicaFigures,
+    RequestTimings,
+    Speech,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+)
 from media_server.errors import Busy, EngineError, EngineUnavailable, MediaServerError
 from media_server.gateway.events import replay
 from media_server.gateway.ray import cluster
@@ -94,6 +103,8 @@ class RayStream(ResultStream):
         self._segment = 0
         self._samples = 0
         """Samples of `_segment` delivered so far."""
+        self._segment_start_s = 0.0
+        """Seconds of audio the request delivered before `_segment` began."""
         self._played_out_at = 0.0
         self._failovers = 0
 
@@ -129,17 +140,20 @@ class RayStream(ResultStream):
                         for name in asdict(self.timings):
                             setattr(self.timings, name, getattr(item.timings, name))
                 case Audio():
-                    return self._delivered(item.segment, item.pcm)
+                    return self._delivered(item.segment, item.pcm, item.words)
                 case Failure():
                     return item.error
 
-    def _delivered(self, segment: int, pcm: Pcm) -> Pcm:
+    def _delivered(self, segment: int, pcm: Pcm, words: tuple[WordTiming, ...]) -> Speech:
+        """Record what the listener got; word times move from their segment's first sample to the request's."""
         if segment != self._segment:
+            self._segment_start_s += self._samples / self.sample_rate
             self._segment, self._samples = segment, 0
+        offset_s = self._segment_start_s
         self._samples += len(pcm)
         now = time.monotonic()
         self._played_out_at = max(self._played_out_at, now) + len(pcm) / self.sample_rate
-        return pcm
+        return Speech(pcm, tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s) for w in words))
 
     def _fail_over(self, exc: Exception) -> MediaServerError | None:
         """Re-issue the rest of the request on another replica; the error to end with when that is not possible."""

@@ -94,13 +94,20 @@ class EngineReplica:
                 await stream.wait_ready()
                 if first:
                     yield Start(replica=self._id, deterministic=deterministic, timings=stream.timings)
+                skipped_s = skip / voice.sample_rate  # a re-issue resumes this far into its first segment
                 async for chunk in stream:
                     pcm = chunk.pcm
                     if skip:
                         pcm, skip = pcm[skip:], max(0, skip - len(pcm))
-                    if len(pcm):
+                    words = tuple(
+                        replace(word, start_s=word.start_s - skipped_s, end_s=word.end_s - skipped_s)
+                        for word in chunk.words
+                        if word.start_s >= skipped_s
+                    )
+                    if len(pcm) or words:
                         played_out_at = max(played_out_at, time.monotonic()) + len(pcm) / voice.sample_rate
-                        yield Audio(segment=index, pcm=pcm)
+                        yield Audio(segment=index, pcm=pcm, words=words)
+                skipped_s = 0.0
 
     async def voices(self) -> list[Message]:
         return [asdict(voice) for voice in self._core.voices()]
