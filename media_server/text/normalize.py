@@ -93,6 +93,8 @@ _CURRENCIES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
     "CAD": (("Canadian dollar", "Canadian dollars"), ("cent", "cents")),
     "AUD": (("Australian dollar", "Australian dollars"), ("cent", "cents")),
 }
+# A time with seconds after one of these words is a time of day ("at 10:30:15"); otherwise a duration.
+_TIME_OF_DAY_BEFORE = re.compile(r"\b(?:at|by|until|till|before|after|from|to|since)\s+\Z", re.IGNORECASE)
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 _SCALES = {"k": "thousand", "K": "thousand", "M": "million", "bn": "billion", "B": "billion"}
 _SCALE = r"(?:\s?(?P<scale>thousand|million|billion|trillion)\b|(?P<suffix>bn|[kKMB])(?!\w))"
@@ -112,6 +114,15 @@ _UNITS: dict[str, tuple[str, str]] = {
     "lb": ("pound", "pounds"),
     "lbs": ("pound", "pounds"),
     "oz": ("ounce", "ounces"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"),
+    "yd": ("yard", "yards"),
+    "gal": ("gallon", "gallons"),
+    "sec": ("second", "seconds"),
+    "yr": ("year", "years"),
+    "yrs": ("year", "years"),
+    "wk": ("week", "weeks"),
+    "wks": ("week", "weeks"),
     "ml": ("milliliter", "milliliters"),
     "mL": ("milliliter", "milliliters"),
     "°C": ("degree Celsius", "degrees Celsius"),
@@ -503,6 +514,8 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
 
     def clock(m: re.Match[str]) -> str:
         hour, minute = int(m["h"]), int(m["m"])
+        if m["s"] and not m["ampm"] and not _TIME_OF_DAY_BEFORE.search(m.string, max(0, m.start() - 12), m.start()):
+            return duration(hour, minute, int(m["s"]))
         words = say.cardinal(hour)
         if minute:
             words += f" oh {say.cardinal(minute)}" if minute < 10 else f" {say.cardinal(minute)}"
@@ -512,6 +525,13 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             seconds = int(m["s"])
             words += f" and {say.cardinal(seconds)} second{'s' if seconds != 1 else ''}"
         return f"{words} {meridiem(m)}" if m["ampm"] else words
+
+    def duration(hours: int, minutes: int, seconds: int) -> str:
+        amounts = ((hours, "hour"), (minutes, "minute"), (seconds, "second"))
+        said = [f"{say.cardinal(n)} {name}{'s' if n != 1 else ''}" for n, name in amounts if n]
+        if not said:
+            return "zero seconds"
+        return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
 
     def hour(m: re.Match[str]) -> str:
         return f"{say.cardinal(int(m['h']))} {meridiem(m)}"
@@ -535,7 +555,8 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
 
     def unit(m: re.Match[str]) -> str:
         one, many = _UNITS[m["unit"].replace(" ", "")]
-        return f"{say.number(m['num'])} {one if m['num'] == '1' else many}"
+        reading = f"{say.number(m['num'])} {one if m['num'] == '1' else many}"
+        return f"{reading}." if m["dot"] and _ends_sentence(m.string, m.end()) else reading
 
     def decade(m: re.Match[str]) -> str:
         words = say.year(int(m[1]))
@@ -648,7 +669,7 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
         (re.compile(rf"(?P<symbol>[{symbols}])\s?(?P<num>{_NUM}){_SCALE}?"), money),
         (re.compile(rf"{_BEFORE}(?P<num>{_NUM}){_SCALE}?\s?(?P<code>{codes})\b"), money),
         (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?%"), lambda m: f"{say.number(m['num'])} percent"),
-        (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?(?P<unit>{units})(?![\w/])"), unit),
+        (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?(?P<unit>{units})(?P<dot>(?<=[a-z])\.)?(?![\w/])"), unit),
         (re.compile(r"(?<![\w.,])(\d+)(?:st|nd|rd|th)\b"), lambda m: say.ordinal(int(m[1]))),
         (re.compile(r"(?<![\w.,])(\d{3}0)s\b"), decade),
         (re.compile(r"(?<![\w.,])(1[1-9]\d\d|20\d\d)(?!\w|[.,]\d)"), lambda m: say.year(int(m[1]))),

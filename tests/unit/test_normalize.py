@@ -85,6 +85,10 @@ ENGLISH = [
     ("It's 20°C or -5 °C outside.", "It's twenty degrees Celsius or minus five degrees Celsius outside."),
     ("Drive 60 mph with 100 MB.", "Drive sixty miles per hour with one hundred megabytes."),
     ("Wait 10 ms for 2.5 GB.", "Wait ten milliseconds for two point five gigabytes."),
+    # an abbreviated unit's period is dropped unless it also ends the sentence
+    ("Add 2 tbsp. of butter, 1 tsp salt.", "Add two tablespoons of butter, one teaspoon salt."),
+    ("About 160 mi. in total, 3 wks.", "About one hundred sixty miles in total, three weeks."),
+    ("Drive 160 mi. Then rest.", "Drive one hundred sixty miles. Then rest."),
     # URLs, e-mail, symbols
     (
         "Visit https://www.example.com/docs or example.org.",
@@ -116,14 +120,16 @@ ENGLISH = [
     # ranges
     ("Wait 3-5 days, 6–8 hours.", "Wait three to five days, six to eight hours."),
     ("It costs $3-$5 or $10-20.", "It costs three to five dollars or ten to twenty dollars."),
-    ("Growth of 5-10% over 2-3 yrs.", "Growth of five to ten percent over two to three yrs."),
+    ("Growth of 5-10% over 2-3 yrs.", "Growth of five to ten percent over two to three years."),
     # times with seconds
     ("It ended at 4:30:15 PM.", "It ended at four thirty and fifteen seconds PM."),
-    ("The record is 2:01:09.", "The record is two oh one and nine seconds."),
+    # without AM/PM or a word such as "at" before it, a time with seconds is a duration
+    ("The record is 2:01:09.", "The record is two hours, one minute and nine seconds."),
     (
         "Lap 0:05:01 then 23:59:59.",
-        "Lap zero oh five and one second then twenty-three fifty-nine and fifty-nine seconds.",
+        "Lap five minutes and one second then twenty-three hours, fifty-nine minutes and fifty-nine seconds.",
     ),
+    ("It ran 0:00:00, until 23:00:01.", "It ran zero seconds, until twenty-three hundred and one second."),
     # phone numbers, digit by digit
     ("Call 555.867.5309 today.", "Call five five five, eight six seven, five three zero nine today."),
     ("Dial (800) 555-0199 now.", "Dial eight zero zero, five five five, zero one nine nine now."),
