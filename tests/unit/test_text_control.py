@@ -21,7 +21,7 @@ from piper.config import PiperConfig
 from media_server.config import Settings
 from media_server.engine.core import LocalCore
 from media_server.engine.front import EngineFront
-from media_server.engine.types import PHONEMES, DictionaryLocator, SynthesisRequest
+from media_server.engine.types import PHONEMES, DictionaryLocator, SynthesisRequest, WordTiming
 from media_server.text.lexicon import rules_from_json
 from media_server.text.spoken import spoken_text
 
@@ -112,3 +112,38 @@ async def test_dictionary_rules_say_the_alias_or_the_phonemes(engine: EngineFron
     element = f'<speak>A <phoneme alphabet="ipa" ph="{TOMATO}">tomato</phoneme>.</speak>'
     assert np.array_equal(ruled, await samples(engine, element, ssml=True))
     assert not np.array_equal(ruled, await samples(engine, "A tomato."))
+
+
+async def timed_words(engine: EngineFront, text: str, **fields: object) -> tuple[list[WordTiming], np.ndarray]:
+    """The words timed in a request's chunks, and its audio."""
+    async with engine.stream(SynthesisRequest(text=text, **fields)) as stream:  # type: ignore[arg-type]
+        chunks = [chunk async for chunk in stream]
+    return [word for chunk in chunks for word in chunk.words], np.concatenate([chunk.pcm for chunk in chunks])
+
+
+@pytest.mark.asyncio
+async def test_word_timings_name_the_words_written_through_aliases_ssml_and_normalization(
+    engine: EngineFront,
+) -> None:
+    rules = rules_from_json(
+        [
+            {"string_to_replace": "Nginx", "type": "alias", "alias": "engine x"},
+            {"string_to_replace": "tomato", "type": "phoneme", "phoneme": TOMATO, "alphabet": "ipa"},
+        ]
+    )
+    stored = await engine.dictionaries.add("tech", None, rules)
+    locators = (DictionaryLocator(stored.id),)
+    words, _ = await timed_words(engine, "Nginx costs $5 per tomato.", pronunciation_dictionaries=locators)
+    assert [word.word for word in words] == ["Nginx", "costs", "$5", "per", "tomato."]
+    document = (
+        '<speak>Call <say-as interpret-as="digits">42</say-as><break time="500ms"/>'
+        '<voice name="en_US-joe-medium"><sub alias="the doctor">Dr. Who</sub> now.</voice></speak>'
+    )
+    words, audio = await timed_words(engine, document, ssml=True)
+    assert [word.word for word in words] == ["Call", "42", "Dr. Who", "now."]
+    starts = [word.start_s for word in words]
+    assert starts == sorted(starts)
+    # The part after the break is timed in the whole request's time: it starts after the break's silence.
+    silent = np.flatnonzero(np.convolve(audio == 0, np.ones(RATE // 2, dtype=int), mode="valid") == RATE // 2)
+    break_end_s = (silent[-1] + RATE // 2) / RATE
+    assert starts[1] < silent[0] / RATE and break_end_s <= starts[2] < break_end_s + 0.2
