@@ -30,6 +30,12 @@ Documented choices:
   (American reading: "one hundred five").
 - A whole number before a fraction is a mixed number ("2 1/2" -> "two and a
   half", "1¾" -> "one and three quarters").
+- A time with seconds is a time of day ("at 4:30:15 PM" -> "four thirty and
+  fifteen seconds PM") with AM/PM, after "at", "by", "until", "from" and the
+  like, or with a two-digit hour; otherwise a duration ("2:01:09" -> "two
+  hours, one minute and nine seconds").
+- An abbreviated unit's period is dropped unless it also ends the sentence
+  ("160 mi. in total" -> "one hundred sixty miles in total").
 - A unit after "per" or a slash is read singular ("$120 per yr." -> "one
   hundred twenty dollars per year", "$5/mo" -> "five dollars per month").
 - Numbers with two or more dots are versions, read part by part ("3.11.4" ->
@@ -93,7 +99,7 @@ _CURRENCIES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
     "CAD": (("Canadian dollar", "Canadian dollars"), ("cent", "cents")),
     "AUD": (("Australian dollar", "Australian dollars"), ("cent", "cents")),
 }
-# A time with seconds after one of these words is a time of day ("at 10:30:15"); otherwise a duration.
+# A time with seconds after one of these words is a time of day ("at 1:30:15").
 _TIME_OF_DAY_BEFORE = re.compile(r"\b(?:at|by|until|till|before|after|from|to|since)\s+\Z", re.IGNORECASE)
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 _SCALES = {"k": "thousand", "K": "thousand", "M": "million", "bn": "billion", "B": "billion"}
@@ -514,7 +520,12 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
 
     def clock(m: re.Match[str]) -> str:
         hour, minute = int(m["h"]), int(m["m"])
-        if m["s"] and not m["ampm"] and not _TIME_OF_DAY_BEFORE.search(m.string, max(0, m.start() - 12), m.start()):
+        if (
+            m["s"]
+            and len(m["h"]) == 1
+            and not m["ampm"]
+            and not _TIME_OF_DAY_BEFORE.search(m.string, max(0, m.start() - 12), m.start())
+        ):
             return duration(hour, minute, int(m["s"]))
         words = say.cardinal(hour)
         if minute:

@@ -123,13 +123,14 @@ ENGLISH = [
     ("Growth of 5-10% over 2-3 yrs.", "Growth of five to ten percent over two to three years."),
     # times with seconds
     ("It ended at 4:30:15 PM.", "It ended at four thirty and fifteen seconds PM."),
-    # without AM/PM or a word such as "at" before it, a time with seconds is a duration
+    # a one-digit hour with seconds, without AM/PM or a word such as "at" before it, is a duration
     ("The record is 2:01:09.", "The record is two hours, one minute and nine seconds."),
     (
         "Lap 0:05:01 then 23:59:59.",
-        "Lap five minutes and one second then twenty-three hours, fifty-nine minutes and fifty-nine seconds.",
+        "Lap five minutes and one second then twenty-three fifty-nine and fifty-nine seconds.",
     ),
-    ("It ran 0:00:00, until 23:00:01.", "It ran zero seconds, until twenty-three hundred and one second."),
+    ("It ran 0:00:00, until 3:00:01.", "It ran zero seconds, until three o'clock and one second."),
+    ("Logged 2024-05-03 09:15:30.", "Logged May third, twenty twenty-four nine fifteen and thirty seconds."),
     # phone numbers, digit by digit
     ("Call 555.867.5309 today.", "Call five five five, eight six seven, five three zero nine today."),
     ("Dial (800) 555-0199 now.", "Dial eight zero zero, five five five, zero one nine nine now."),
