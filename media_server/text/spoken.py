@@ -17,8 +17,10 @@ an alias's and a phoneme's written words included), so word timings name the
 words the user wrote, through aliases, readings and normalization alike.
 
 Text from a client never makes a phoneme block: runs of brackets in it are
-cut to one bracket. Characters of Unicode's private use area are dropped
-(they spell nothing, and they hold the places of the readings here).
+cut to one bracket. Characters of Unicode's private use areas are dropped
+(they spell nothing, and those of planes 15 and 16 hold the places of the
+readings here: `MAX_READINGS` of them; any further element is said as its
+written text).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from media_server.text.ssml import Phoneme, SayAs, Sub, Text, inline_content
 
 __all__ = ["Spoken", "phoneme_block", "spoken_text"]
 
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
 _BRACKET_RUNS = re.compile(r"\[{2,}|\]{2,}")
-_PLACE = 0xE000
+_PLACE = 0xF0000
+MAX_READINGS = 0x110000 - _PLACE
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def spoken_text(text: str, ssml: bool, language: str, phonemes: bool) -> Spoken:
             case Phoneme(ipa=ipa):
                 reading = phoneme_block(ipa) if phonemes else None
         written_parts.append(plain)
-        if reading is None:
+        if reading is None or len(readings) == MAX_READINGS:
             work.append(plain)
             starts += range(at, at + len(plain))
             ends += range(at + 1, at + len(plain) + 1)
@@ -92,7 +95,7 @@ def spoken_text(text: str, ssml: bool, language: str, phonemes: bool) -> Spoken:
     for character, start, end in zip(normalized.text, normalized.starts, normalized.ends, strict=True):
         span_start = starts[start] if start < len(starts) else at
         span_end = ends[end - 1] if end > start else span_start  # else an insertion: where it was inserted
-        piece = readings[ord(character) - _PLACE] if _PRIVATE_USE.fullmatch(character) else character
+        piece = readings[ord(character) - _PLACE] if ord(character) >= _PLACE else character
         said.append(piece)
         said_starts += [span_start] * len(piece)
         said_ends += [span_end] * len(piece)

@@ -174,11 +174,11 @@ class Pause:
     seconds: float
 
 
-def parse(text: str) -> Element:
+def parse(text: str, max_elements: int = MAX_ELEMENTS) -> Element:
     """The `<speak>` element of `text` (wrapped in one when it has none); raises InvalidSsml."""
     wrapped = not text.lstrip().startswith(("<speak", "<?xml", "<!DOCTYPE"))
     source = f"<speak>{text}</speak>" if wrapped else text
-    document = parse_xml(source, "ssml", shift=len("<speak>") if wrapped else 0)
+    document = parse_xml(source, "ssml", shift=len("<speak>") if wrapped else 0, max_elements=max_elements)
     if document.tag != "speak":
         raise InvalidSsml(f"ssml: {document.where}: the root element must be <speak>, not <{document.tag}>")
     return document
@@ -398,7 +398,11 @@ def _write(item: Inline) -> str:
 
 
 def inline_content(text: str) -> Iterator[Inline]:
-    """The inline content of an SSML document, runs joined and pauses left out."""
-    for part in flatten(parse(text)):
+    """The inline content of a `fragment`, runs joined and pauses left out.
+
+    A fragment is the engine front's own writing, of text already bounded: a dictionary's rules may make
+    it hold more elements than a client's document may (`MAX_ELEMENTS`), one per matched word at most.
+    """
+    for part in flatten(parse(text, max_elements=len(text))):
         if isinstance(part, Run):
             yield from part.inlines

@@ -8,6 +8,8 @@ import re
 import pytest
 
 from media_server.errors import InvalidSsml
+from media_server.text import spoken
+from media_server.text.lexicon import Lexicon, rules_from_json
 from media_server.text.say_as import read_as
 from media_server.text.segmenter import split_text
 from media_server.text.spoken import spoken_text
@@ -267,3 +269,23 @@ def test_every_character_said_names_the_words_written_through_aliases_readings_a
         "təˈmɑːtoʊ": "tomato",
         "]].": "tomato.",
     }
+
+
+def test_a_fragment_holds_as_many_rule_matches_as_its_text_has_words() -> None:
+    lexicon = Lexicon(
+        rules_from_json(
+            [
+                {"string_to_replace": "tomato", "type": "phoneme", "phoneme": "təˈmɑːtoʊ"},
+                {"string_to_replace": "Nginx", "type": "alias", "alias": "engine x"},
+            ]
+        )
+    )
+    inlines = lexicon.apply([Text("tomato Nginx " * (MAX_ELEMENTS + 1))])
+    said = spoken_text(fragment(inlines), True, "en", True).said.text
+    assert said.count("[[ təˈmɑːtoʊ ]]") == said.count("engine x") == MAX_ELEMENTS + 1
+
+
+def test_readings_beyond_the_places_for_them_are_said_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spoken, "MAX_READINGS", 2)
+    document = '<speak><sub alias="one">1st</sub> <sub alias="two">2nd</sub> <sub alias="three">3rd</sub></speak>'
+    assert said(document) == "one two third"
