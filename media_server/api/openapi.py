@@ -121,6 +121,7 @@ CARTESIA_BODY: dict[str, Any] = {
         },
         "language": {"type": "string"},
         "generation_config": {"type": "object", "properties": {"speed": SPEED}},
+        "pronunciation_dict_id": {"type": "string", "description": "a stored pronunciation dictionary's id"},
     },
 }
 CLONE_FORM = {

@@ -159,9 +159,8 @@ class DictionaryStore:
     def _located(self, locator: DictionaryLocator, name: str) -> Dictionary:
         dictionary = self._dictionaries.get(locator.pronunciation_dictionary_id)
         if dictionary is None:
-            raise UnknownDictionary(
-                f"{name}.pronunciation_dictionary_id: no dictionary {locator.pronunciation_dictionary_id!r} is stored"
-            )
+            field_name = locator.named_by or f"{name}.pronunciation_dictionary_id"
+            raise UnknownDictionary(f"{field_name}: no dictionary {locator.pronunciation_dictionary_id!r} is stored")
         if locator.version_id is not None and locator.version_id != dictionary.version_id:
             raise UnknownDictionary(
                 f"{name}.version_id: dictionary {dictionary.id!r} is at version {dictionary.version_id!r}, "

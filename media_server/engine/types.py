@@ -55,6 +55,8 @@ class DictionaryLocator:
 
     pronunciation_dictionary_id: str
     version_id: str | None = None
+    named_by: str | None = None
+    """The request field that holds the id, for errors (None: an entry of `pronunciation_dictionary_locators`)."""
 
 
 @dataclass(frozen=True)
