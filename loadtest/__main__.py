@@ -1,11 +1,12 @@
-"""Command line: `python -m loadtest rtc | http | capacity | adversarial | plot | report`.
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | plot | report`.
 
-`rtc`, `http`, `capacity` and `adversarial` load a server. `--url` targets a running one (its CPU is measured
-when its process can be found by its port, or is given with `--server-pid`); otherwise a server
-is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE` settings,
-its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same name
-into `--out` and prints its figures as Markdown tables. `adversarial` exits with 1 when the server
-failed it (see `loadtest.adversarial`).
+`rtc`, `http`, `capacity` and `adversarial` load a server; `intelligibility` has it speak number-dense
+sentences and transcribes them beside raw Piper's (`loadtest.intelligibility`). `--url` targets a running
+one (its CPU is measured when its process can be found by its port, or is given with `--server-pid`);
+otherwise a server is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE`
+settings, its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same
+name into `--out` and prints its figures as Markdown tables. `adversarial` and `intelligibility` exit
+with 1 when the server failed them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adver
 from loadtest.baseline import start_piper_server
 from loadtest.capacity import Criteria, search
 from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped, merge, probe, run_phase
+from loadtest.intelligibility import run_intelligibility
 from loadtest.plot import plot
 from loadtest.profiling import Profiler, summarize
 from loadtest.report import render
@@ -48,6 +50,7 @@ examples:
   python -m loadtest http --baseline --concurrency 1 4 --rounds 3 --duration 30
   python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
   python -m loadtest adversarial --duration 120 --sessions 8
+  python -m loadtest intelligibility                # needs the asr extra
   python -m loadtest report loadtest/results/*.json
   python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
 """
@@ -149,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
         "--non-readers", type=int, default=defaults.non_readers, help="non-reading /ws/tts clients"
     )
     adversarial.add_argument("--slow-bodies", type=int, default=defaults.slow_bodies, help="clients trickling a body")
+
+    commands.add_parser(
+        "intelligibility", parents=[common], help="Whisper tiny's word error rate on our speech and raw Piper's"
+    )
 
     plot_cmd = commands.add_parser("plot", help="draw results files into one PNG")
     plot_cmd.add_argument("files", type=Path, nargs="+")
@@ -342,11 +349,18 @@ async def _adversarial(args: argparse.Namespace, target: Target) -> dict[str, An
     return dataclasses.asdict(result)
 
 
+async def _intelligibility(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    result = await run_intelligibility(target.url)
+    _log(f"intelligibility: ours WER {result.ours_wer:.3f}, raw Piper {result.raw_wer:.3f} ({result.model})")
+    return {"summary": result.summary(), "sentences": [dataclasses.asdict(heard) for heard in result.sentences]}
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, dict[str, Any]]]] = {
     "rtc": _rtc,
     "capacity": _capacity,
     "http": _http,
     "adversarial": _adversarial,
+    "intelligibility": _intelligibility,
 }
 
 
@@ -400,6 +414,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     figure = plot([doc], path.with_suffix(".png"))
     print(render([doc]))
     _log(f"wrote {path} and {figure}")
+    if command == "intelligibility":
+        return 0 if body["summary"]["passed"] else 1
     return 1 if command == "adversarial" and not body["passed"] else 0
 
 

@@ -20,7 +20,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from media_server.api import captioned, cartesia_bytes, health, openapi, security, speech, static, voices
+from media_server.api import (
+    captioned,
+    cartesia_bytes,
+    dictionaries,
+    health,
+    openapi,
+    security,
+    speech,
+    static,
+    voices,
+)
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -153,6 +163,7 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
+    dictionaries.add_routes(app)
     cartesia_bytes.add_routes(app)
     captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))

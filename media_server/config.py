@@ -72,6 +72,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "remote_audio_max_bytes": (1, _FOREVER),
     "remote_audio_timeout": (0.1, _FOREVER),
     "worker_stall_timeout": (0.1, _FOREVER),
+    "max_dictionaries": (0, 100_000),
+    "max_dictionary_rules": (1, 100_000),
     "engine_replicas": (1, 1024),
 }
 """Every numeric setting's range, checked when Settings is built."""
@@ -104,6 +106,10 @@ class Settings:
     qwen_compile: bool = False
     qwen_warmup: bool = True
     voice_cache_dir: str = "~/.cache/media-server/voices"
+    dictionary_dir: str = "~/.cache/media-server/dictionaries"
+    max_dictionaries: int = 100
+    max_dictionary_rules: int = 1000
+    pronunciation_dictionaries: tuple[str, ...] = ()
     engine_workers: int = 2
     onnx_threads: int = 1
     step_budget_ms: float = 30.0
