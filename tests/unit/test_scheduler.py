@@ -88,6 +88,14 @@ class Unfinished:
     def __init__(self) -> None:
         self.emitted_until = 0
 
+    @property
+    def received_until(self) -> int:
+        return self.emitted_until
+
+    @property
+    def sent_samples(self) -> int:
+        return self.emitted_until
+
     def process(self, pcm: Pcm) -> Pcm:
         self.emitted_until += len(pcm)
         return pcm
