@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 import av
+from av.audio.codeccontext import AudioCodecContext
 from av.audio.stream import AudioStream
 
 from media_server.audio.pcm import Pcm
@@ -127,10 +128,13 @@ class MulawEncoder:
     """Headerless G.711 mu-law, one byte per sample (telephony)."""
 
     content_type = "audio/basic"
+    codec = "pcm_mulaw"
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self._codec = av.CodecContext.create("pcm_mulaw", "w")
+        codec = av.CodecContext.create(self.codec, "w")
+        assert isinstance(codec, AudioCodecContext)
+        self._codec = codec
         self._codec.sample_rate = sample_rate
         self._codec.layout = "mono"
         self._codec.format = "s16"
@@ -147,6 +151,13 @@ class MulawEncoder:
 
     def finish(self) -> bytes:
         return b""
+
+
+class AlawEncoder(MulawEncoder):
+    """Headerless G.711 A-law, one byte per sample (telephony outside North America and Japan)."""
+
+    content_type = "audio/x-alaw-basic"
+    codec = "pcm_alaw"
 
 
 @dataclass(frozen=True)

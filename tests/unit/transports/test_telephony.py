@@ -59,7 +59,7 @@ async def call(engine: FakeEngine | None = None) -> AsyncIterator[tuple[Telephon
 def test_session_events_in_the_telephony_shape() -> None:
     assert event_message(Done("t1", 40), "MZ1") == '{"event": "done", "streamSid": "MZ1", "id": "t1", "audio_ms": 40}'
     assert event_message(Cancelled(None, 0), None) == (
-        '{"event": "cancelled", "streamSid": null, "id": null, "played_ms": 0}'
+        '{"event": "cancelled", "streamSid": null, "id": null, "played_ms": 0, "spoken_text": ""}'
     )
     assert json.loads(event_message(Error("busy", "full", id="t2", retry_after_s=1.0), "MZ1")) == {
         "event": "error",
