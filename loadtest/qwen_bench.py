@@ -11,6 +11,15 @@ our own work around them: `timing.py`), each stream's real-time factor and
 whether its audio stayed ahead of real time (every chunk arrived before a
 listener who started at its first chunk would need it), and peak memory.
 
+With `split=True` a few more frames of the same streams run under
+`torch.profiler`, which splits their time into arithmetic and per-call cost
+(`OpSplit`): on the CPU, the self time of the operators that do the model's
+arithmetic (matrix products, convolutions, attention) against everything else
+(Python, dispatch, small element-wise operators: what each of the hundreds of
+small calls per frame costs, above all the code predictor's 15 sequential
+forwards); on CUDA, the kernels' device time against the wall time (the rest
+is the device waiting for the host to launch work).
+
 With `engine=True` the same streams are also served through the engine
 (`EngineFront` over `LocalCore`: scheduler, pipeline, delivery to an event
 loop, over the same backend), and its cost per frame is compared with driving
@@ -59,6 +68,24 @@ class EngineComparison:
     ttfa_ms: Distribution | None
 
 
+ARITHMETIC_OPS = ("mm", "conv", "attention", "baddbmm", "linear")
+"""CPU operators whose self time is the model's arithmetic (name contains one of these)."""
+SPLIT_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class OpSplit:
+    """Per frame of the profiled steps: wall time, the arithmetic's share of it, and operator calls."""
+
+    frames: int
+    ms_per_frame: float
+    """Under the profiler, which adds a few microseconds per operator call."""
+    arithmetic_ms_per_frame: float
+    other_ms_per_frame: float
+    op_calls_per_frame: float
+    basis: str
+
+
 @dataclass
 class LevelResult:
     streams: int
@@ -80,6 +107,7 @@ class LevelResult:
     """New device memory segments allocated during the measured steps (CUDA): 0 means the caches and the
     allocator's pool were all in place after warm-up."""
     engine: EngineComparison | None = None
+    split: OpSplit | None = None
     streams_detail: list[StreamResult] = field(default_factory=list)
 
 
@@ -152,6 +180,37 @@ def _stream(arrivals: list[tuple[float, int]], total: int) -> StreamResult:
     )
 
 
+def op_split(backend: QwenBackend, voice: Voice, streams: int, frames: int) -> OpSplit:
+    """`frames` frames of `streams` streams under `torch.profiler`: arithmetic against per-call cost."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = backend.device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities, acc_events=True) as profiler:
+        streamed = stream_frames(backend, voice, streams, frames)
+    made = max(sum(streamed.samples) / FRAME_SAMPLES, 1)
+    events = profiler.key_averages()
+    if cuda:
+        arithmetic_us = sum(event.self_device_time_total for event in events)
+        basis = "CUDA kernels' device time"
+    else:
+        arithmetic_us = sum(
+            event.self_cpu_time_total for event in events if any(op in event.key for op in ARITHMETIC_OPS)
+        )
+        basis = "self CPU time of " + ", ".join(ARITHMETIC_OPS) + " operators"
+    wall_ms = streamed.wall_s * 1000 / made
+    arithmetic_ms = min(arithmetic_us / 1000 / made, wall_ms)
+    calls = sum(event.count for event in events if event.key.startswith("aten::"))
+    return OpSplit(
+        frames=round(made),
+        ms_per_frame=round(wall_ms, 2),
+        arithmetic_ms_per_frame=round(arithmetic_ms, 2),
+        other_ms_per_frame=round(wall_ms - arithmetic_ms, 2),
+        op_calls_per_frame=round(calls / made, 1),
+        basis=basis,
+    )
+
+
 async def serve(settings: Settings, backend: QwenBackend, streams: int, frames: int) -> tuple[float, int, list[float]]:
     """The same streams through the engine (front, core, scheduler, pipeline): wall time, frames, TTFAs."""
     front = EngineFront(LocalCore(settings, backend), settings)
@@ -181,31 +240,33 @@ async def serve(settings: Settings, backend: QwenBackend, streams: int, frames: 
     return wall_s, made, list(ttfas)
 
 
-def run_level(
-    model: Path, device: str, streams: int, frames: int, env: dict[str, str], slots: int | None, engine: bool
-) -> LevelResult:
-    """One level on a freshly loaded backend with `slots` sequence slots (default: as many as streams)."""
-    settings = settings_for(model, device, slots or streams, env)
+def _levels(settings: Settings, counts: Sequence[int], frames: int, engine: bool, split: bool) -> list[LevelResult]:
+    """Each stream count on one freshly loaded backend."""
     backend = QwenBackend(settings)
     backend.load()
     try:
         voice = backend.voices()[0]
-        warm_up(backend, voice, streams)
-        level = drive(backend, voice, streams, frames)
-        if engine:
-            wall_s, made, ttfas = asyncio.run(serve(settings, backend, streams, frames))
-            ms_per_frame = wall_s * 1000 / max(made, 1)
-            level.engine = EngineComparison(
-                ms_per_frame=round(ms_per_frame, 2),
-                direct_ms_per_frame=level.ms_per_frame,
-                ratio=round(ms_per_frame / level.ms_per_frame, 3),
-                ttfa_ms=distribution(ttfas),
-            )
+        levels = []
+        for streams in counts:
+            warm_up(backend, voice, streams)
+            level = drive(backend, voice, streams, frames)
+            if split:
+                level.split = op_split(backend, voice, streams, min(frames, SPLIT_FRAMES))
+            if engine:
+                wall_s, made, ttfas = asyncio.run(serve(settings, backend, streams, frames))
+                ms_per_frame = wall_s * 1000 / max(made, 1)
+                level.engine = EngineComparison(
+                    ms_per_frame=round(ms_per_frame, 2),
+                    direct_ms_per_frame=level.ms_per_frame,
+                    ratio=round(ms_per_frame / level.ms_per_frame, 3),
+                    ttfa_ms=distribution(ttfas),
+                )
+            levels.append(level)
     finally:
         backend.unload()
         del backend
         gc.collect()
-    return level
+    return levels
 
 
 def run(
@@ -216,8 +277,17 @@ def run(
     env: dict[str, str] | None = None,
     slots: int | None = None,
     engine: bool = False,
+    split: bool = False,
 ) -> list[LevelResult]:
-    return [run_level(model, device, count, frames, env or {}, slots, engine) for count in streams]
+    """Every level: with `slots`, all on one backend of that many slots; else each on its own, slots = streams."""
+    env = env or {}
+    if slots is not None:
+        return _levels(settings_for(model, device, slots, env), streams, frames, engine, split)
+    return [
+        level
+        for count in streams
+        for level in _levels(settings_for(model, device, count, env), [count], frames, engine, split)
+    ]
 
 
 def table(levels: Sequence[LevelResult], label: str = "") -> str:
@@ -240,6 +310,15 @@ def table(levels: Sequence[LevelResult], label: str = "") -> str:
             f"| {level.ms_per_frame:.1f} | {rtf} | {'yes' if level.all_ahead else 'no'} "
             f"| {level.aggregate_x_realtime:.1f} | {level.peak_memory_mib:.0f} | {engine} |"
         )
+    for level in levels:
+        if level.split is not None:
+            split = level.split
+            share = split.arithmetic_ms_per_frame / max(split.ms_per_frame, 1e-9)
+            lines.append(
+                f"\n{label} x{level.streams} under the profiler, {split.frames} frames: {split.ms_per_frame:.1f} ms "
+                f"a frame, {split.arithmetic_ms_per_frame:.1f} ms arithmetic ({share:.0%}; {split.basis}), "
+                f"{split.other_ms_per_frame:.1f} ms per-call cost, {split.op_calls_per_frame:.0f} operator calls"
+            )
     return "\n".join(lines)
 
 
