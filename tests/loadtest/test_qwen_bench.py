@@ -22,6 +22,7 @@ pytest.importorskip("qwen_tts")
 from loadtest.__main__ import main
 from loadtest.qwen_check import DTYPE_FRAMES
 from loadtest.qwen_checkpoint import greedy_variant
+from loadtest.qwen_overhead import export_tree, launch
 from tests.qwen_checkpoint import build_checkpoint
 
 ONE_THREAD = ["--threads", "1"]
@@ -53,7 +54,8 @@ def test_the_benchmark_drives_the_backend_and_the_engine(tiny: Path, tmp_path: P
         assert all(stream["audio_s"] >= 6 * 0.08 for stream in level["streams_detail"])
         assert 0 < level["ttfa_ms"]["max"] < 60_000
         assert level["phase_ms_per_step"]["predictor"] > 0 and level["phase_ms_per_step"]["codec"] > 0
-        assert level["engine"]["ratio"] > 0 and level["engine"]["ttfa_ms"]["n"] == level["streams"]
+        engine = level["engine"]
+        assert engine["ratio"] > 0 and engine["cpu_ratio"] > 0 and engine["ttfa_ms"]["n"] == level["streams"]
         split = level["split"]
         assert 0 < split["arithmetic_ms_per_frame"] < split["ms_per_frame"] and split["op_calls_per_frame"] > 100
     rows = [line for line in body["table"].splitlines() if line.startswith("| ")]
@@ -89,3 +91,14 @@ def test_a_greedy_variant_shares_the_weights(tiny: Path, tmp_path: Path) -> None
     assert generation["do_sample"] is False and generation["subtalker_dosample"] is False
     assert (greedy / "model.safetensors").resolve() == (tiny / "model.safetensors").resolve()
     assert json.loads((tiny / "generation_config.json").read_text(encoding="utf-8"))["do_sample"] is True
+
+
+def test_the_overhead_comparison_imports_the_older_revision(tmp_path: Path) -> None:
+    tree = export_tree("HEAD", tmp_path)
+    where = "import media_server, loadtest.qwen_probe; print(media_server.__file__, loadtest.qwen_probe.__file__)"
+    for source, expected in ((tree, tree), (None, GPU_CHECK.parents[1])):
+        cwd, env = launch(source)
+        done = subprocess.run([sys.executable, "-c", where], cwd=cwd, env=env, capture_output=True, text=True)
+        server, probe = (Path(path) for path in done.stdout.split())
+        assert server == expected / "media_server" / "__init__.py"
+        assert probe == GPU_CHECK.parents[1] / "loadtest" / "qwen_probe.py"
