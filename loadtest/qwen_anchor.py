@@ -45,7 +45,7 @@ def unavailable() -> str | None:
     try:
         import faster_qwen3_tts  # noqa: F401
     except ImportError:
-        return "not installed: pip install -e '.[gpucheck]'"
+        return "not installed: pip install -c requirements.lock -e '.[gpucheck]'"
     return None
 
 
