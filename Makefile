@@ -80,6 +80,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,frameworks,asr]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,frameworks,asr,gpucheck]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv

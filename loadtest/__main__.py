@@ -1,4 +1,6 @@
-"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | plot | report`.
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | plot | report | qwen...`.
+
+`qwen`, `qwen-overhead` and `qwen-check` load the Qwen3-TTS backend in this process (`loadtest.qwen_commands`).
 
 `rtc`, `http`, `capacity` and `adversarial` load a server; `intelligibility` has it speak number-dense
 sentences and transcribes them beside raw Piper's (`loadtest.intelligibility`). `--url` targets a running
@@ -26,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
-from loadtest import results
+from loadtest import qwen_commands, results
 from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adversarial
 from loadtest.baseline import start_piper_server
 from loadtest.capacity import Criteria, search
@@ -36,7 +38,7 @@ from loadtest.plot import plot
 from loadtest.profiling import Profiler, summarize
 from loadtest.report import render
 from loadtest.resources import QUIET_PERCENT, CpuUsage, wait_for_quiet
-from loadtest.server_process import listener_pid, start_media_server
+from loadtest.server_process import listener_pid, parse_settings, start_media_server
 from loadtest.swarm import LevelResult, SwarmConfig, run_level
 from loadtest.texts import UniqueTexts
 
@@ -53,6 +55,8 @@ examples:
   python -m loadtest intelligibility                # needs the asr extra
   python -m loadtest report loadtest/results/*.json
   python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
+  python -m loadtest qwen --model-dir ../shared/qwen3-tts/0.6B-Base --device cpu --streams 1 --frames 40 --json q.json
+  python -m loadtest qwen-overhead --model-dir CHECKPOINT --against main --json overhead.json
 """
 
 
@@ -162,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     plot_cmd.add_argument("-o", "--output", type=Path, required=True)
     report = commands.add_parser("report", help="print results files as Markdown tables")
     report.add_argument("files", type=Path, nargs="+")
+    qwen_commands.add_parsers(commands)
     return parser
 
 
@@ -364,16 +369,6 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, di
 }
 
 
-def _settings(pairs: list[str]) -> dict[str, str]:
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--env {pair!r}: expected KEY=VALUE")
-        settings[key] = value
-    return settings
-
-
 def _exit_on_terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds, so the servers this run started are stopped
 
@@ -396,7 +391,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             pid = args.server_pid or listener_pid(url)
             server: dict[str, Any] = {"url": url, "spawned": False, "pid": pid}
         else:
-            env = _settings(args.env)
+            env = parse_settings(args.env)
             service = start_media_server(env, out / f"server-{stamp}.log")
             stack.callback(service.stop)
             url, pid = service.url, service.pid
@@ -428,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         print(render(results.load(args.files)))
         return 0
+    if args.command in ("qwen", "qwen-overhead", "qwen-check"):
+        return qwen_commands.run(args, argv)
     return _load(args, argv)
 
 

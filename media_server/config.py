@@ -28,6 +28,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("standalone", "gateway", "ray"),
     "qwen_device": ("auto", "cpu", "cuda"),
     "qwen_quant": ("none", "int8", "fp8"),
+    "qwen_dtype": ("auto", "bfloat16", "float32"),
 }
 """Every setting with a fixed set of values, checked when Settings is built (the one place)."""
 
@@ -102,6 +103,7 @@ class Settings:
     qwen_chunk_frames: int = 4
     qwen_prefill_chunk: int = 256
     qwen_quant: str = "none"
+    qwen_dtype: str = "auto"
     qwen_tf32: bool = True
     qwen_compile: bool = False
     qwen_warmup: bool = True
