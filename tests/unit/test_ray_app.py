@@ -1,4 +1,5 @@
-"""The engine's Serve application as `cluster.engine_app` builds it: the slack router, and autoscaling when asked."""
+"""The engine's Serve application as `cluster.engine_app` builds it (the slack router, autoscaling when asked), and
+the scaling policy on Serve's own context."""
 
 from __future__ import annotations
 
