@@ -32,7 +32,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import cartesia, telephony, websocket, wyoming
+from media_server.transports import announce, cartesia, telephony, websocket, wyoming
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -64,12 +64,18 @@ async def _start(engine: Engine) -> None:
 
 
 async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it)."""
+    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it), announced over
+    mDNS with `WYOMING_ZEROCONF`."""
     settings = app[SETTINGS]
     if not settings.wyoming_port:
         yield
         return
-    async with wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]):
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]))
+        if settings.wyoming_zeroconf is not None:
+            await stack.enter_async_context(
+                announce.announced(settings.wyoming_zeroconf, settings.host, settings.wyoming_port)
+            )
         yield
 
 

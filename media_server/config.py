@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -19,6 +20,7 @@ from media_server.errors import ConfigError
 QWEN_MAX_CHUNK_FRAMES = 32
 """The most codec frames one Qwen3-TTS decode call takes per sequence (and so one audio chunk)."""
 _FOREVER = float("inf")
+DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
@@ -86,6 +88,8 @@ class Settings:
     unix: str | None = None
     wyoming_port: int = 0
     """A Wyoming TCP server (Home Assistant) on `HOST` at this port; 0: none."""
+    wyoming_zeroconf: str | None = None
+    """Announce the Wyoming server over mDNS under this name (a DNS label), for Home Assistant's discovery."""
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -179,6 +183,13 @@ class Settings:
                 f"ENGINE_MAX_REPLICAS={self.engine_max_replicas!r}: must be 0 (no autoscaling) or at least "
                 f"ENGINE_REPLICAS ({self.engine_replicas})"
             )
+        if self.wyoming_zeroconf is not None:
+            if not DNS_LABEL.fullmatch(self.wyoming_zeroconf):
+                raise ConfigError(
+                    f"WYOMING_ZEROCONF={self.wyoming_zeroconf!r}: a DNS label: 1-63 letters, digits or inner hyphens"
+                )
+            if not self.wyoming_port:
+                raise ConfigError("WYOMING_ZEROCONF: announces the Wyoming server, so WYOMING_PORT must be set too")
 
     @property
     def engine_autoscales(self) -> bool:

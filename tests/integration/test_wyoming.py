@@ -1,8 +1,11 @@
 """The official `wyoming` package's TCP client against our Wyoming server (`WYOMING_PORT`): describe, one-shot
-and streaming synthesis, errors."""
+and streaming synthesis, errors; and the server found as Home Assistant finds it, by its mDNS announcement
+(`WYOMING_ZEROCONF`; `HOST` is loopback, so the announcement stays on `lo`)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -12,19 +15,39 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+from zeroconf import IPVersion
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from loadtest.server_process import free_port
 from tests.server import RunningServer, start_server
 
 VOICE = "en_US-joe-medium"
+NAME = f"media-server-test-{os.getpid()}"
+SERVICE = "_wyoming._tcp.local."
 
 
 @pytest.fixture(scope="module")
 def wyoming_port() -> Iterator[int]:
     port = free_port()
-    server: RunningServer = start_server({"WYOMING_PORT": str(port)})
+    server: RunningServer = start_server({"WYOMING_PORT": str(port), "WYOMING_ZEROCONF": NAME})
     yield port
     server.stop()
+
+
+@pytest.mark.asyncio
+async def test_found_by_its_mdns_announcement_then_describes_itself(wyoming_port: int) -> None:
+    browser = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    try:
+        found = AsyncServiceInfo(SERVICE, f"{NAME}.{SERVICE}")
+        assert await found.async_request(browser.zeroconf, 10_000)
+    finally:
+        await browser.async_close()
+    assert found.port == wyoming_port
+    [address] = found.addresses
+    async with AsyncTcpClient(socket.inet_ntoa(address), wyoming_port) as client:
+        await client.write_event(Describe().event())
+        info = Info.from_event(await client.read_event())
+    assert [voice.name for voice in info.tts[0].voices] == [VOICE]
 
 
 async def events_until(client: AsyncTcpClient, last: str) -> list[Event]:
