@@ -10,8 +10,9 @@ unit tests check the rules on plain data.
   the most real-time slack (its first-audio budget minus its estimate of a new
   request's first audio), corrected by how many more (or fewer) of this
   gateway's calls are open on it than at its last report (and never counting
-  fewer calls than this gateway has open there); replicas within `SLACK_TOLERANCE_S` of the best count
-  as equal and the one with the fewest calls goes first. Batch calls go where
+  fewer calls than this gateway has open there); replicas within
+  `SLACK_TOLERANCE_S` of the best count as equal and the one with the fewest
+  calls goes first. Batch calls go where
   real-time work has the most room too, so they never crowd it, spread by batch
   occupancy, and a replica whose batch queue is full goes last (it refuses with
   `busy` only when every replica would).

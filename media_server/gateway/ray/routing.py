@@ -13,10 +13,11 @@ the replica's last report by how that count changed since (and never counts
 fewer calls on a replica than it has open there: a report is some hundreds of
 milliseconds old when it arrives): a burst of new calls does not all go to the
 replica that looked freest at the last report, and a call that ended since
-frees its room at once. `policy.rank` orders the
-replicas; Serve tries them in that order and sends the call to the first that
-accepts it (one whose ongoing calls are under its cap). A call for a cloned voice (a multiplexed model id) first looks
-among the replicas that have the clone loaded (Serve's `MultiplexMixin`).
+frees its room at once. `policy.rank` orders the replicas; Serve tries them in
+that order and sends the call to the first that accepts it (one whose ongoing
+calls are under its cap). A call for a cloned voice (a multiplexed model id)
+first looks among the replicas that have the clone loaded (Serve's
+`MultiplexMixin`).
 
 Serve records this class in the deployment's config by reference (its import
 path: cloudpickle pickles an importable class so), so every process that routes
