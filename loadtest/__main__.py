@@ -1,6 +1,6 @@
-"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | plot | report | qwen...`.
-
-`qwen`, `qwen-overhead` and `qwen-check` load the Qwen3-TTS backend in this process (`loadtest.qwen_commands`).
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | ray | plot | report`,
+and the Qwen3-TTS benchmarks `qwen`, `qwen-overhead` and `qwen-check`, which load the backend in this
+process (`loadtest.qwen_commands`).
 
 `rtc`, `http`, `capacity` and `adversarial` load a server; `intelligibility` has it speak number-dense
 sentences and transcribes them beside raw Piper's (`loadtest.intelligibility`). `--url` targets a running
@@ -8,7 +8,8 @@ one (its CPU is measured when its process can be found by its port, or is given 
 otherwise a server is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE`
 settings, its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same
 name into `--out` and prints its figures as Markdown tables. `adversarial` and `intelligibility` exit
-with 1 when the server failed them.
+with 1 when the server failed them. `ray` starts its own two servers, standalone then `MODE=ray`, and
+compares them (see `loadtest.ray_mode`); it writes no PNG.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped,
 from loadtest.intelligibility import run_intelligibility
 from loadtest.plot import plot
 from loadtest.profiling import Profiler, summarize
+from loadtest.ray_mode import RayConfig, run_ray_comparison
 from loadtest.report import render
 from loadtest.resources import QUIET_PERCENT, CpuUsage, wait_for_quiet
 from loadtest.server_process import listener_pid, parse_settings, start_media_server
@@ -53,6 +55,7 @@ examples:
   python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
   python -m loadtest adversarial --duration 120 --sessions 8
   python -m loadtest intelligibility                # needs the asr extra
+  unshare -n sh -c 'ip link set lo up && python -m loadtest ray --streams 16 --duration 20'
   python -m loadtest report loadtest/results/*.json
   python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
   python -m loadtest qwen --model-dir ../shared/qwen3-tts/0.6B-Base --device cpu --streams 1 --frames 40 --json q.json
@@ -160,6 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "intelligibility", parents=[common], help="Whisper tiny's word error rate on our speech and raw Piper's"
     )
+    ray = commands.add_parser("ray", help="MODE=ray against standalone: TTFA, per-chunk overhead, failover gap")
+    ray_defaults = RayConfig()
+    ray.add_argument("--streams", type=int, default=ray_defaults.streams, help="concurrent streams (default: 16)")
+    ray.add_argument("--duration", type=float, default=ray_defaults.duration_s, help="seconds per mode (default: 20)")
+    ray.add_argument("--replicas", type=int, default=ray_defaults.replicas, help="engine replicas (default: 1)")
+    ray.add_argument(
+        "--failover-replicas", type=int, default=ray_defaults.failover_replicas, help="for the failover (default: 2)"
+    )
+    ray.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting of both servers")
+    ray.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: %(default)s)")
 
     plot_cmd = commands.add_parser("plot", help="draw results files into one PNG")
     plot_cmd.add_argument("files", type=Path, nargs="+")
@@ -425,7 +438,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("qwen", "qwen-overhead", "qwen-check"):
         return qwen_commands.run(args, argv)
+    if args.command == "ray":
+        return _ray(args, argv)
     return _load(args, argv)
+
+
+def _ray(args: argparse.Namespace, argv: list[str]) -> int:
+    config = RayConfig(args.streams, args.duration, args.replicas, args.failover_replicas, parse_settings(args.env))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    previous = signal.signal(signal.SIGTERM, _exit_on_terminate)
+    try:
+        comparison = run_ray_comparison(config, args.out, stamp)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    server = {"spawned": True, "env": config.env, "modes": ["standalone", "ray"]}
+    command = shlex.join(["python", "-m", "loadtest", *argv])
+    doc = results.document("ray", command, server, dataclasses.asdict(comparison))
+    path = results.write(doc, args.out / f"ray-{stamp}.json")
+    print(render([doc]))
+    _log(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

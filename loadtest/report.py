@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loadtest.answers import ADMISSION_REFUSALS, CUT_SHORT, FAILURES, NO_ANSWER, status_class
+from loadtest.ray_mode import ray_report
 from loadtest.results import Document, http_phases, rtc_levels
 
 PROFILE_TOP = 8
@@ -329,6 +330,7 @@ def render(docs: Sequence[Document]) -> str:
         parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
     parts.extend(adversarial_report(doc) for doc in docs if doc["kind"] == "adversarial")
     parts.extend(intelligibility_report(doc) for doc in docs if doc["kind"] == "intelligibility")
+    parts.extend(ray_report(doc["ray"]) for doc in docs if doc["kind"] == "ray")
     profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")
     if profiles:
         parts.append("Server profile (py-spy, share of samples):\n" + "\n".join(profiles))

@@ -76,6 +76,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_dictionaries": (0, 100_000),
     "max_dictionary_rules": (1, 100_000),
     "engine_replicas": (1, 1024),
+    "engine_max_replicas": (0, 1024),
+    "engine_target_first_audio_ms": (1, _FOREVER),
 }
 """Every numeric setting's range, checked when Settings is built."""
 
@@ -171,6 +173,8 @@ class Settings:
 
     # ray mode
     engine_replicas: int = 1
+    engine_max_replicas: int = 0
+    engine_target_first_audio_ms: float = 100.0
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
@@ -182,6 +186,11 @@ class Settings:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ConfigError(f"{name.upper()}={value!r}: must be in [{low:g}, {high:g}]")
+        if 0 < self.engine_max_replicas < self.engine_replicas:
+            raise ConfigError(
+                f"ENGINE_MAX_REPLICAS={self.engine_max_replicas!r}: must be 0 (no autoscaling) or at least "
+                f"ENGINE_REPLICAS ({self.engine_replicas})"
+            )
         if self.wyoming_zeroconf is not None:
             if not DNS_LABEL.fullmatch(self.wyoming_zeroconf):
                 raise ConfigError(
@@ -189,6 +198,11 @@ class Settings:
                 )
             if not self.wyoming_port:
                 raise ConfigError("WYOMING_ZEROCONF: announces the Wyoming server, so WYOMING_PORT must be set too")
+
+    @property
+    def engine_autoscales(self) -> bool:
+        """`MODE=ray`: whether Serve scales the engine between `ENGINE_REPLICAS` and `ENGINE_MAX_REPLICAS`."""
+        return self.engine_max_replicas > self.engine_replicas
 
     @property
     def listens_on_loopback(self) -> bool:
