@@ -24,7 +24,7 @@ import numpy as np
 from media_server.audio.effects import loudness_gain
 from media_server.config import Settings
 from media_server.engine.backends import create_backend
-from media_server.engine.backends.base import Backend, VoiceCloner
+from media_server.engine.backends.base import Backend, VoiceCloner, speak_alone
 from media_server.engine.cache import AudioCache
 from media_server.engine.observer import EngineObserver
 from media_server.engine.pipeline import RequestPipeline
@@ -251,10 +251,8 @@ class LocalCore:
     def _measure_gain(self, voice: Voice) -> float:
         """The gain that brings `voice` to the target loudness, measured on a sample sentence."""
         sequence = self._backend.open(SynthesisRequest(text=LOUDNESS_PROBE, voice=voice.id), voice)
-        parts: list[Pcm] = []
         try:
-            while (pcm := self._backend.step([sequence])[0]) is not None:
-                parts.append(pcm)
+            parts = list(speak_alone(self._backend, sequence))
         finally:
             self._backend.close(sequence)
         return loudness_gain(np.concatenate(parts), voice.sample_rate, self._settings.loudness_lufs)

@@ -50,7 +50,7 @@ from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.run_queue import REFILL_MARGIN_S, Job, RunQueue, Sink, StepResult
 from media_server.engine.types import Priority, Speech
-from media_server.errors import Busy, NoAudio
+from media_server.errors import Busy, MediaServerError, NoAudio
 
 __all__ = ["REFILL_MARGIN_S", "Scheduler", "SchedulerCounters", "StepResult"]
 
@@ -298,6 +298,9 @@ class Scheduler:
                 made = self._backend.step([batch[i].sequence for i in on_model])
                 for i, pcm in zip(on_model, made, strict=True):
                     job = batch[i]
+                    if isinstance(pcm, MediaServerError):
+                        results[i] = pcm
+                        continue
                     job.pipeline.timed(self._backend.words(job.sequence))
                     if pcm is not None:
                         results[i] = job.pipeline.process(pcm)

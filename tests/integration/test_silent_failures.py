@@ -18,7 +18,8 @@ import pytest
 from clients.metrics import sample, scrape
 from tests.server import RunningServer, start_server
 
-UNSPEAKABLE = ["?!...", "$%&*", "🙂🙂🙂", " — ; ; "]
+UNSPEAKABLE = ["?!...", "$%&*", "🙂🙂🙂", " — ; ; ", "\u00b9\U0001607e"]
+"""The last has a digit, but in it the voice's phonemizer finds no sound (found by the OpenAPI fuzzing)."""
 
 
 async def session_events(url: str, *messages: dict[str, Any], until: tuple[str, ...] = ("done", "error")) -> list[str]:

@@ -43,7 +43,8 @@ async def test_first_chunk_arrives_long_before_the_last(engine: EngineFront) -> 
     arrivals: list[float] = []
     async with engine.stream(SynthesisRequest(text=LONG_TEXT)) as chunks:
         async for chunk in chunks:
-            assert chunk.sample_rate == 22050 and len(chunk.pcm) > 0
+            # Every chunk carries audio, but the last may carry only the words whose end it settles.
+            assert chunk.sample_rate == 22050 and (len(chunk.pcm) > 0 or chunk.words)
             arrivals.append(time.monotonic())
     assert len(arrivals) >= 4
     assert arrivals[0] < arrivals[-1] - 0.1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from media_server.config import Settings
+from media_server.engine.backends.base import speak_alone
 from media_server.engine.backends.piper import PiperBackend
 from media_server.engine.backends.piper.alignment import NO_WORD, WordPhonemes
 from media_server.engine.postprocess import PostProcessor
@@ -151,7 +152,7 @@ def test_piper_times_every_word_in_order_within_its_audio(piper: PiperBackend) -
     sequence = piper.open(SynthesisRequest(text=text), piper.voices()[0])
     total = 0
     spans: list[WordSpan] = []
-    while (pcm := piper.step([sequence])[0]) is not None:
+    for pcm in speak_alone(piper, sequence):
         spans += piper.words(sequence)
         total += len(pcm)
     assert [text[s.start_char : s.end_char] for s in spans] == text.split()

@@ -15,11 +15,12 @@ the request's text with the samples of its output that say them, measured
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 from media_server.engine.types import Pcm, SynthesisRequest, Voice
 from media_server.engine.words import WordSpan
+from media_server.errors import MediaServerError
 
 S = TypeVar("S")
 
@@ -47,8 +48,9 @@ class Backend(Protocol[S]):
     def open(self, request: SynthesisRequest, voice: Voice) -> S:
         """Prepare one request's sequence."""
 
-    def step(self, sequences: list[S]) -> list[Pcm | None]:
-        """Advance each sequence by one unit: its new PCM (maybe empty), or None when it is done."""
+    def step(self, sequences: list[S]) -> Sequence[Pcm | None | MediaServerError]:
+        """Advance each sequence by one unit: its new PCM (maybe empty), None when it is done, or the error that
+        ends it alone (its text gave the voice nothing to say)."""
 
     def lead_s(self, sequence: S) -> float:
         """Step time the sequence needs before its next audio, estimated (the scheduler starts it that early)."""
@@ -69,3 +71,11 @@ class VoiceCloner(Protocol):
         """A new voice id usable everywhere (the same one again for the same reference)."""
 
     def delete_voice(self, voice_id: str) -> None: ...
+
+
+def speak_alone(backend: Backend[S], sequence: S) -> Iterator[Pcm]:
+    """Step one sequence by itself until it is done: each step's PCM; the error that ends it raised."""
+    while (pcm := backend.step([sequence])[0]) is not None:
+        if isinstance(pcm, MediaServerError):
+            raise pcm
+        yield pcm

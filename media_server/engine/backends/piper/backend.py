@@ -27,13 +27,14 @@ from piper import PiperVoice
 from piper.config import PhonemeType, PiperConfig
 
 from media_server.config import Settings
+from media_server.engine.backends.base import speak_alone
 from media_server.engine.backends.piper.alignment import WordPhonemes
 from media_server.engine.backends.piper.costs import UnitCosts
 from media_server.engine.backends.piper.graph import Floats, VoiceStages
 from media_server.engine.backends.piper.sequence import PiperSequence, Voicing
 from media_server.engine.types import PHONEMES, Pcm, SynthesisRequest, Voice
 from media_server.engine.words import WordSpan
-from media_server.errors import ConfigError
+from media_server.errors import ConfigError, MediaServerError, NothingToSpeak
 from media_server.text.segmenter import SegmenterPolicy, split_text_located
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,7 @@ class PiperBackend:
                 capabilities=(PHONEMES,) if config.phoneme_type == PhonemeType.ESPEAK else (),
             ),
         )
-        sequence = self.open(SynthesisRequest(text=WARMUP_TEXT), self._voices[0])
-        while self.step([sequence])[0] is not None:
+        for _ in speak_alone(self, self.open(SynthesisRequest(text=WARMUP_TEXT), self._voices[0])):
             pass
 
     def unload(self) -> None:
@@ -123,7 +123,7 @@ class PiperBackend:
         )
         return PiperSequence(voicing, deque(split_text_located(request.text, self._policy)), phonemes)
 
-    def step(self, sequences: list[PiperSequence]) -> list[Pcm | None]:
+    def step(self, sequences: list[PiperSequence]) -> list[Pcm | None | MediaServerError]:
         return [self._advance(sequence) for sequence in sequences]
 
     def lead_s(self, sequence: PiperSequence) -> float:
@@ -140,8 +140,9 @@ class PiperBackend:
         sequence.pieces.clear()
         sequence.piece = None
 
-    def _advance(self, sequence: PiperSequence) -> Pcm | None:
-        """Run units while the next fits the budget, until one makes audio; None once nothing is left.
+    def _advance(self, sequence: PiperSequence) -> Pcm | None | MediaServerError:
+        """Run units while the next fits the budget, until one makes audio; None once nothing is left;
+        NothingToSpeak when the voice's phonemizer found not one sound in the whole text (an unknown script).
 
         The request's first audio is made in its first step whatever the budget: its
         chain (encode the first clause, the flow over at most `FLOW_WHOLE` frames,
@@ -161,6 +162,8 @@ class PiperBackend:
             ran = True
             if audio is not None:
                 return _to_pcm(audio)
+        if not sequence.started:
+            return NothingToSpeak("text: the voice finds no sound to make in it (letters of a script it cannot read)")
         return _EMPTY if ran else None
 
 
