@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from media_server.api import health, openapi, security, speech, static, voices
+from media_server.api import health, jambonz, openapi, security, speech, static, voices
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -31,7 +31,11 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import telephony, websocket
+from media_server.transports import control, plivo, telephony, vonage, websocket
+from media_server.transports import jambonz as jambonz_stream
+from media_server.transports.audiosocket import AudioSocketServer
+from media_server.transports.call import CallServices
+from media_server.transports.call_registry import CallRegistry
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -69,6 +73,15 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
+def _audiosocket_ctx(server: AudioSocketServer) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def serve(app: web.Application) -> AsyncIterator[None]:
+        await server.start()
+        yield
+        await server.stop()
+
+    return serve
+
+
 def _candidate_policy(settings: Settings) -> CandidatePolicy:
     """Which ICE candidates of an offer the server checks; private ones by default only on a development machine."""
     try:
@@ -96,7 +109,8 @@ def build_engine(settings: Settings) -> EngineFront:
 
 
 def build_app(settings: Settings, engine: Engine) -> web.Application:
-    metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
+    calls = CallRegistry()
+    metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry), live_calls=lambda: len(calls))
     engine.observe(metrics)
     app = web.Application(
         middlewares=[metrics.middleware, request_id_middleware, error_middleware, body_deadline(settings.body_timeout)],
@@ -131,9 +145,24 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     speech.add_routes(app)
     voices.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
-    security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
+    services = CallServices.from_settings(engine, settings, metrics, calls)
+    owner = security.principal
+    for dialect in (telephony.TWILIO, telephony.TELNYX):
+        security.add_websocket_route(
+            app, dialect.path, telephony.media_streams_socket(dialect, services, settings, owner)
+        )
+    security.add_websocket_route(app, plivo.PATH, plivo.plivo_socket(services, settings, owner))
+    security.add_websocket_route(app, vonage.PATH, vonage.vonage_socket(services, settings, owner))
+    security.add_websocket_route(app, control.PATH, control.call_control_socket(calls, settings, owner))
+    security.add_websocket_route(app, jambonz_stream.PATH, jambonz_stream.jambonz_socket(engine, settings, metrics))
+    jambonz.add_routes(app)
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_registry_ctx)
+    if settings.audiosocket_port is not None:
+        # The protocol carries no API key: with keys set a call is any key's, without them its Asterisk's address's.
+        owner_of_address = (lambda address: None) if settings.api_keys else security.address_principal
+        server = AudioSocketServer(services, settings.host, settings.audiosocket_port, owner_of_address)
+        app.cleanup_ctx.append(_audiosocket_ctx(server))
     return app

@@ -30,6 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 LIMITS: dict[str, tuple[float, float]] = {
     "port": (0, 65535),
+    "audiosocket_port": (1, 65535),
     "qwen_max_batch": (1, 256),
     "qwen_first_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
     "qwen_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
@@ -79,6 +80,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     unix: str | None = None
+    audiosocket_port: int | None = None  # None: no Asterisk AudioSocket listener
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -159,7 +161,7 @@ class Settings:
                 raise ConfigError(f"{name.upper()}={value!r}: expected one of {', '.join(allowed)}")
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
-            if not low <= value <= high:
+            if value is not None and not low <= value <= high:
                 raise ConfigError(f"{name.upper()}={value!r}: must be in [{low:g}, {high:g}]")
 
     @property

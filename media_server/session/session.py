@@ -10,7 +10,7 @@ Utterances are played one after another by the session's player task, which
 streams each from the engine into the output. The output reports what
 actually left it (`output.py`'s playout events), so `audio_start`, `done` and
 the `played_ms` of a `cancelled` utterance describe what the listener got.
-This module alone turns errors into `error` events; their messages are cut
+This module alone turns errors into `error` events (`error_event`); their messages are cut
 to `MAX_EVENT_MESSAGE_CHARS`, so an error quoting a client's value never
 makes an event larger than the message that caused it.
 """
@@ -115,6 +115,22 @@ def _nothing() -> None:
     pass
 
 
+def error_event(exc: MediaServerError, utterance_id: str | None = None) -> Error:
+    """`exc` as an `error` event, its message cut to `MAX_EVENT_MESSAGE_CHARS` (about `utterance_id` when it
+    failed one); for a transport that answers a message the session never saw."""
+    message = exc.message
+    if len(message) > MAX_EVENT_MESSAGE_CHARS:
+        message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
+    estimate = exc.estimate_ms if isinstance(exc, Busy) else None
+    return Error(
+        code=exc.code,
+        message=message,
+        id=utterance_id,
+        retry_after_s=exc.retry_after_s,
+        estimated_ttfa_ms=None if estimate is None else round(estimate),
+    )
+
+
 class Session:
     """One client's speech: utterances admitted from its commands, played in order into its output."""
 
@@ -185,19 +201,7 @@ class Session:
 
     def report_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
         """Emit `exc` as an `error` event (about `utterance_id` when it failed one)."""
-        message = exc.message
-        if len(message) > MAX_EVENT_MESSAGE_CHARS:
-            message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
-        estimate = exc.estimate_ms if isinstance(exc, Busy) else None
-        self._emit(
-            Error(
-                code=exc.code,
-                message=message,
-                id=utterance_id,
-                retry_after_s=exc.retry_after_s,
-                estimated_ttfa_ms=None if estimate is None else round(estimate),
-            )
-        )
+        self._emit(error_event(exc, utterance_id))
 
     def after_queued(self, action: Callable[[], None]) -> None:
         """Run `action` once every utterance admitted so far has ended (done, failed or cancelled)."""

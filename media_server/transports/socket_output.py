@@ -14,7 +14,10 @@ messages), so they are bounded in bytes instead. A client that leaves more
 than `Patience.max_unsent_bytes` of texts unsent, or one send waiting longer
 than `Patience.send_timeout_s`, is not reading: the output stops and calls
 `on_not_reading`, which disconnects it. Optionally audio is cut into fixed
-frames and paced in real time with a small lead (telephony).
+frames and paced in real time with a small lead (telephony); then a cut
+reports the samples of the frames actually sent, and a frame that leaves
+later than its schedule in the middle of an utterance (the far end ran dry)
+is reported to `on_underrun` with how late it was.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class SocketOutput:
         on_not_reading: Callable[[str], None],
         framing: Framing | None = None,
         max_items: int = MAX_ITEMS,
+        on_underrun: Callable[[float], None] | None = None,
     ) -> None:
         self.sample_rate = encoder.sample_rate
         self._encoder = encoder
@@ -84,6 +88,8 @@ class SocketOutput:
         self._on_not_reading = on_not_reading
         self._gave_up = False
         self._framing = framing
+        self._frame_samples = round(framing.frame_s * self.sample_rate) if framing is not None else 0
+        self._on_underrun = on_underrun
         self._max_items = max_items
         self._queue = PlayoutQueue(self.sample_rate)
         self._urgent: deque[str] = deque()
@@ -94,6 +100,8 @@ class SocketOutput:
         """The utterance whose audio the sender is sending; None once it is cut."""
         self._clock_start: float | None = None
         self._clock_sent_s = 0.0
+        self._frames_sent = 0
+        """Frames sent of the utterance being sent (framed output)."""
         self._header_sent = False
         self._remainder = b""
         self._sender = asyncio.create_task(self._send_forever(), name="socket-output")
@@ -125,10 +133,12 @@ class SocketOutput:
             self._changed.set()
 
     def clear(self) -> tuple[str | None, int]:
-        cut = self._queue.clear()
+        cut_id, played = self._queue.clear()
+        if self._framing is not None and cut_id is not None and cut_id == self._sending:
+            played = min(played, self._frames_sent * self._frame_samples)  # pulled is not yet sent
         self._sending, self._remainder = None, b""  # stops its frames mid-send
         self._room.set()
-        return cut
+        return cut_id, played
 
     def discard(self, utterance_id: str) -> None:
         self._queue.discard(utterance_id)
@@ -195,7 +205,7 @@ class SocketOutput:
         if isinstance(event, PlayoutMark):
             await self._send_text_now(event.label)
         elif isinstance(event, PlayoutStart):
-            self._sending = event.utterance_id
+            self._sending, self._frames_sent = event.utterance_id, 0
             self._listener(event)
             await self._flush_urgent()
         else:
@@ -238,6 +248,8 @@ class SocketOutput:
         for offset in range(0, len(data), framing.frame_bytes):
             now = loop.time()
             if self._clock_start is None or now > self._clock_start + self._clock_sent_s:
+                if self._frames_sent and self._clock_start is not None and self._on_underrun is not None:
+                    self._on_underrun(now - self._clock_start - self._clock_sent_s)
                 self._clock_start, self._clock_sent_s = now, 0.0
             ahead = self._clock_start + self._clock_sent_s - now
             if ahead > framing.lead_s:
@@ -246,3 +258,4 @@ class SocketOutput:
                 return  # cut mid-utterance
             await self._send(self._send_audio, data[offset : offset + framing.frame_bytes])
             self._clock_sent_s += framing.frame_s
+            self._frames_sent += 1

@@ -1,0 +1,317 @@
+"""Fake telephony platforms, written from each protocol's public specification: the far end of the server's
+call bridges, for the tests and the load harness (no vendor account is needed, or possible, here).
+
+- `WebSocketPeer` over a `Platform`: Twilio Media Streams, Telnyx media streaming, Plivo audio
+  streams and the Vonage Voice API's websocket each open the socket with their own first messages,
+  send the caller's audio every 20 ms, and get speech back in their own shape; jambonz's streaming
+  TTS socket and a call's control channel (`/ws/calls/{id}`) are platforms with no opening and no
+  caller audio.
+- `AudioSocketPeer`: Asterisk's side of an AudioSocket TCP connection (kind, 16-bit big-endian length,
+  payload; the UUID first, then slin audio).
+
+Each records what it receives with its arrival time (`Recording`: audio frames apart from the other
+messages) and lets its user wait for a condition on it without sleeping. `late_audio` says which
+pieces of audio a listener playing them in real time would have got too late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+FRAME_S = 0.020
+Message = dict[str, Any]
+
+
+@dataclass
+class Recording:
+    """What a peer got: audio frames and other messages, each with its arrival time (monotonic seconds)."""
+
+    frames: list[tuple[float, bytes]] = field(default_factory=list)
+    messages: list[tuple[float, Message]] = field(default_factory=list)
+    closed: bool = False
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_frame(self, frame: bytes) -> None:
+        self.frames.append((time.monotonic(), frame))
+        self._changed.set()
+
+    def add_message(self, message: Message) -> None:
+        self.messages.append((time.monotonic(), message))
+        self._changed.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
+
+    def of(self, key: str, value: Any) -> list[Message]:
+        """The messages whose `key` is `value`, in order."""
+        return [message for _, message in self.messages if message.get(key) == value]
+
+    async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+        """Return once `condition()` holds; TimeoutError after `timeout_s`."""
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+def late_audio(pieces: Sequence[tuple[float, float]], delay_s: float) -> list[float]:
+    """How late each late piece was, for a listener that starts playing the first of `pieces` (arrival time,
+    seconds of audio) `delay_s` after it arrives and plays them back to back in real time."""
+    if not pieces:
+        return []
+    start = pieces[0][0] + delay_s
+    late, played_s = [], 0.0
+    for arrived_at, duration_s in pieces:
+        due = start + played_s
+        if arrived_at > due:
+            late.append(arrived_at - due)
+        played_s += duration_s
+    return late
+
+
+def _silence_payload(size: int, byte: bytes = b"\xff") -> str:
+    return base64.b64encode(byte * size).decode()
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One protocol's side of a media WebSocket, as its public documentation describes it."""
+
+    name: str
+    path: str
+    opening: Callable[[str], list[Message]]
+    """The messages the platform sends first, for a call id."""
+    caller_audio: Callable[[], str | bytes] | None
+    """One 20 ms frame of the caller's audio (silence) as the platform sends it; None: it sends none."""
+    audio_of: Callable[[Message], str | None]
+    """The base64 audio a JSON message from the server carries, if it is audio."""
+
+
+def _media_payload(message: Message) -> str | None:
+    media = message.get("media")
+    if message.get("event") in ("media", "playAudio") and isinstance(media, dict):
+        payload = media.get("payload")
+        return payload if isinstance(payload, str) else None
+    return None
+
+
+def _no_audio(message: Message) -> None:
+    return None
+
+
+TWILIO = Platform(
+    "twilio",
+    "/ws/telephony",
+    lambda call_id: [
+        {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": "MZ" + call_id,
+            "start": {"streamSid": "MZ" + call_id, "callSid": call_id, "tracks": ["inbound"]},
+        },
+    ],
+    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _media_payload,
+)
+TELNYX = Platform(
+    "telnyx",
+    "/ws/telnyx",
+    lambda call_id: [
+        {"event": "connected", "version": "1.0.0"},
+        {
+            "event": "start",
+            "sequence_number": "1",
+            "stream_id": "stream-" + call_id,
+            "start": {
+                "call_control_id": call_id,
+                "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+            },
+        },
+    ],
+    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _media_payload,
+)
+PLIVO = Platform(
+    "plivo",
+    "/ws/plivo",
+    lambda call_id: [
+        {
+            "event": "start",
+            "sequenceNumber": 1,
+            "start": {
+                "callId": call_id,
+                "streamId": "stream-" + call_id,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+            },
+        }
+    ],
+    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _media_payload,
+)
+VONAGE = Platform(
+    "vonage",
+    "/ws/vonage",
+    lambda call_id: [{"event": "websocket:connected", "content-type": "audio/l16;rate=16000", "call_id": call_id}],
+    lambda: b"\x00" * 640,
+    _no_audio,
+)
+JAMBONZ = Platform("jambonz", "/ws/jambonz/tts", lambda call_id: [], None, _no_audio)
+CONTROL = Platform("control", "/ws/calls/", lambda call_id: [], None, _no_audio)
+PLATFORMS = {platform.name: platform for platform in (TWILIO, TELNYX, PLIVO, VONAGE)}
+
+
+class WebSocketPeer:
+    """A platform's side of a WebSocket to the server: its opening, the caller's audio, a record of the rest."""
+
+    def __init__(self, platform: Platform, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.platform = platform
+        self.ws = ws
+        self.received = Recording()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        platform: Platform,
+        call_id: str,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        caller_audio: bool = True,
+    ) -> AsyncIterator[WebSocketPeer]:
+        """Connected for the block: the platform's opening sent, its caller audio flowing (when asked)."""
+        path = platform.path + call_id if platform is CONTROL else platform.path
+        async with http.ws_connect(base_url + path + query, headers=headers, max_msg_size=0) as ws:
+            peer = cls(platform, ws)
+            for message in platform.opening(call_id):
+                await ws.send_str(json.dumps(message))
+            tasks = [asyncio.create_task(peer._read(), name=f"{platform.name}-peer-reader")]
+            if caller_audio and platform.caller_audio is not None:
+                tasks.append(asyncio.create_task(peer._send_caller_audio(platform.caller_audio), name="caller-audio"))
+            try:
+                yield peer
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def send(self, message: Message) -> None:
+        await self.ws.send_str(json.dumps(message))
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    self.received.add_frame(message.data)
+                elif message.type == aiohttp.WSMsgType.TEXT:
+                    decoded: Message = json.loads(message.data)
+                    payload = self.platform.audio_of(decoded)
+                    if payload is None:
+                        self.received.add_message(decoded)
+                    else:
+                        self.received.add_frame(base64.b64decode(payload))
+        finally:
+            self.received.close()
+
+    async def _send_caller_audio(self, frame: Callable[[], str | bytes]) -> None:
+        """One frame every 20 ms on a fixed schedule (no drift), as a phone call's media does."""
+        started, sent = time.monotonic(), 0
+        with contextlib.suppress(ConnectionError):
+            while not self.ws.closed:
+                data = frame()
+                await (self.ws.send_bytes(data) if isinstance(data, bytes) else self.ws.send_str(data))
+                sent += 1
+                await asyncio.sleep(max(0.0, started + sent * FRAME_S - time.monotonic()))
+
+
+AUDIOSOCKET_HEADER = struct.Struct(">BH")
+AUDIOSOCKET_HANGUP = 0x00
+AUDIOSOCKET_UUID = 0x01
+AUDIOSOCKET_SLIN = 0x10
+AUDIOSOCKET_SLIN16 = 0x12
+
+
+def audiosocket_message(kind: int, payload: bytes = b"") -> bytes:
+    return AUDIOSOCKET_HEADER.pack(kind, len(payload)) + payload
+
+
+class AudioSocketPeer:
+    """Asterisk's side of an AudioSocket connection: frames of the server's audio recorded with their kind
+    (`received.frames` holds payloads, `kinds` their kinds), a hang-up recorded as the message `{"kind": 0}`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.received = Recording()
+        self.kinds: list[int] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, host: str, port: int, call_id: uuid.UUID, audio_kind: int = AUDIOSOCKET_SLIN, caller_audio: bool = True
+    ) -> AsyncIterator[AudioSocketPeer]:
+        """Connected for the block: the UUID sent, then the caller's audio of `audio_kind` every 20 ms (or
+        one frame of it when `caller_audio` is off, as the first message that starts the call)."""
+        reader, writer = await asyncio.open_connection(host, port)
+        peer = cls(reader, writer)
+        samples = 160 * (1 if audio_kind == AUDIOSOCKET_SLIN else 2)
+        frame = audiosocket_message(audio_kind, b"\x00\x00" * samples)
+        writer.write(audiosocket_message(AUDIOSOCKET_UUID, call_id.bytes) + frame)
+        tasks = [asyncio.create_task(peer._read(), name="audiosocket-peer-reader")]
+        if caller_audio:
+            tasks.append(asyncio.create_task(peer._send_caller_audio(frame), name="audiosocket-caller-audio"))
+        try:
+            yield peer
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def hang_up(self) -> None:
+        await self.send(audiosocket_message(AUDIOSOCKET_HANGUP))
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                kind, length = AUDIOSOCKET_HEADER.unpack(await self._reader.readexactly(AUDIOSOCKET_HEADER.size))
+                payload = await self._reader.readexactly(length)
+                if kind == AUDIOSOCKET_HANGUP:
+                    self.received.add_message({"kind": kind})
+                else:
+                    self.kinds.append(kind)
+                    self.received.add_frame(payload)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.received.close()
+
+    async def _send_caller_audio(self, frame: bytes) -> None:
+        started, sent = time.monotonic(), 1
+        with contextlib.suppress(ConnectionError):
+            while not self._writer.is_closing():
+                await asyncio.sleep(max(0.0, started + sent * FRAME_S - time.monotonic()))
+                await self.send(frame)
+                sent += 1
