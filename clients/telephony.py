@@ -40,6 +40,8 @@ class Recording:
 
     frames: list[tuple[float, bytes]] = field(default_factory=list)
     messages: list[tuple[float, Message]] = field(default_factory=list)
+    frames_before: list[int] = field(default_factory=list)
+    """For each message, how many frames came before it."""
     closed: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -49,6 +51,7 @@ class Recording:
 
     def add_message(self, message: Message) -> None:
         self.messages.append((time.monotonic(), message))
+        self.frames_before.append(len(self.frames))
         self._changed.set()
 
     def close(self) -> None:
@@ -58,6 +61,14 @@ class Recording:
     def of(self, key: str, value: Any) -> list[Message]:
         """The messages whose `key` is `value`, in order."""
         return [message for _, message in self.messages if message.get(key) == value]
+
+    def frames_before_each(self, key: str, value: Any) -> list[int]:
+        """For each message whose `key` is `value`, how many frames came before it."""
+        return [
+            before
+            for (_, message), before in zip(self.messages, self.frames_before, strict=True)
+            if message.get(key) == value
+        ]
 
     async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         """Return once `condition()` holds; TimeoutError after `timeout_s`."""
@@ -175,6 +186,19 @@ CONTROL = Platform("control", "/ws/calls/", lambda call_id: [], None, _no_audio)
 PLATFORMS = {platform.name: platform for platform in (TWILIO, TELNYX, PLIVO, VONAGE)}
 
 
+async def _connect(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None, wait_s: float
+) -> aiohttp.ClientWebSocketResponse:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await http.ws_connect(url, headers=headers, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.01)
+
+
 class WebSocketPeer:
     """A platform's side of a WebSocket to the server: its opening, the caller's audio, a record of the rest."""
 
@@ -194,10 +218,12 @@ class WebSocketPeer:
         query: str = "",
         headers: dict[str, str] | None = None,
         caller_audio: bool = True,
+        wait_s: float = 0.0,
     ) -> AsyncIterator[WebSocketPeer]:
-        """Connected for the block: the platform's opening sent, its caller audio flowing (when asked)."""
+        """Connected for the block: the platform's opening sent, its caller audio flowing (when asked). A 404
+        (a control channel's call not live yet) is tried again for up to `wait_s`."""
         path = platform.path + call_id if platform is CONTROL else platform.path
-        async with http.ws_connect(base_url + path + query, headers=headers, max_msg_size=0) as ws:
+        async with await _connect(http, base_url + path + query, headers, wait_s) as ws:
             peer = cls(platform, ws)
             for message in platform.opening(call_id):
                 await ws.send_str(json.dumps(message))
@@ -213,6 +239,10 @@ class WebSocketPeer:
 
     async def send(self, message: Message) -> None:
         await self.ws.send_str(json.dumps(message))
+
+    async def hang_up(self) -> None:
+        """Close the socket (the platform hangs up)."""
+        await self.ws.close()
 
     async def _read(self) -> None:
         try:

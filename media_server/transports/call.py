@@ -15,9 +15,9 @@ protocol's connection. The core does the rest, once for all of them:
   acknowledging one of ours (Twilio and Telnyx send every mark back once it
   has played: answering those would bounce marks forever);
 - barge-in (`cancel` from any side, or the protocol's own clear): the
+  protocol's clear, so the far end drops what it has buffered, and the
   session's cancel, which stops the audio within a frame and reports in
-  `cancelled` how much was sent, and the protocol's clear, so the far end drops
-  what it has buffered;
+  `cancelled` how much was sent;
 - control channels: once the call has an id it is in the `CallRegistry`, and
   every controller attached to it (`control.py`, `/ws/calls/{id}`) gets the
   session's events and drives it with the data channel's commands;
@@ -246,9 +246,10 @@ class Call:
             self.session.dispatch(command)
 
     def barge_in(self) -> None:
-        """Stop speaking at once, drop what is queued, and tell the far end to drop what it buffered."""
-        self.session.dispatch(Cancel())
+        """Tell the far end to drop what it buffered, stop speaking at once and drop what is queued (the marks
+        waiting for that speech are answered after the clear)."""
         self._send(self._wire.clear_message())
+        self.session.dispatch(Cancel())
 
     def mark(self, name: str) -> None:
         """A mark from the far end: an acknowledgement of one of ours is taken; any other is sent back once the
@@ -263,10 +264,10 @@ class Call:
             raise InvalidRequest(f"mark: {MAX_WAITING_MARKS} marks already wait for speech to be sent")
         self._waiting_marks += 1
 
-        def answer() -> None:
+        def answer() -> None:  # the speech before the mark has ended: its last frame has just been sent
             self._waiting_marks -= 1
             self._remember(name)
-            self.output.after_audio(message)
+            self.output.send_now(message)
 
         self.session.after_queued(answer)
 
@@ -289,11 +290,13 @@ class Call:
         self._closed = True
         self._registry.remove(self)
         controllers, self._controllers = self._controllers, []
-        try:
+        try:  # the far end going away cancels its handler, maybe while this runs: each step still runs
             await self.session.close()
-            await asyncio.gather(*(controller.call_ended() for controller in controllers))
-        finally:  # the far end going away cancels its handler, maybe while this runs
-            await self.output.close()
+        finally:
+            try:
+                await asyncio.gather(*(controller.call_ended() for controller in controllers))
+            finally:
+                await self.output.close()
 
     def _on_event(self, event: SessionEvent) -> None:
         if isinstance(event, Ended):

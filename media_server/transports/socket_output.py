@@ -14,10 +14,12 @@ messages), so they are bounded in bytes instead. A client that leaves more
 than `Patience.max_unsent_bytes` of texts unsent, or one send waiting longer
 than `Patience.send_timeout_s`, is not reading: the output stops and calls
 `on_not_reading`, which disconnects it. Optionally audio is cut into fixed
-frames and paced in real time with a small lead (telephony); then a cut
-reports the samples of the frames actually sent, and a frame that leaves
-later than its schedule in the middle of an utterance (the far end ran dry)
-is reported to `on_underrun` with how late it was.
+frames and paced in real time with a small lead (telephony), on absolute
+deadlines from an utterance's first frame: a sender held up by the event
+loop catches up (no drift) unless it is over `MAX_LAG_S` behind; audio that
+was not there in time mid-utterance (the engine fell behind, the far end ran
+dry) restarts the schedule and is reported to `on_underrun` with how late
+it was. A cut reports the samples of the frames actually sent.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from media_server.session.output import (
 )
 
 MAX_ITEMS = 8
+MAX_LAG_S = 0.5
+"""A framed sender further behind than this restarts its schedule rather than burst the backlog."""
 
 T = TypeVar("T")
 
@@ -102,6 +106,8 @@ class SocketOutput:
         self._clock_sent_s = 0.0
         self._frames_sent = 0
         """Frames sent of the utterance being sent (framed output)."""
+        self._starved = False
+        """The sender ran out of audio in the middle of an utterance since its last frame."""
         self._header_sent = False
         self._remainder = b""
         self._sender = asyncio.create_task(self._send_forever(), name="socket-output")
@@ -191,6 +197,7 @@ class SocketOutput:
             await self._flush_urgent()
             pcm, events = self._queue.next_chunk()
             if pcm is None and not events:
+                self._starved = self._sending is not None
                 self._changed.clear()
                 await self._changed.wait()
                 continue
@@ -247,10 +254,8 @@ class SocketOutput:
         loop = asyncio.get_running_loop()
         for offset in range(0, len(data), framing.frame_bytes):
             now = loop.time()
-            if self._clock_start is None or now > self._clock_start + self._clock_sent_s:
-                if self._frames_sent and self._clock_start is not None and self._on_underrun is not None:
-                    self._on_underrun(now - self._clock_start - self._clock_sent_s)
-                self._clock_start, self._clock_sent_s = now, 0.0
+            self._keep_schedule(now)
+            assert self._clock_start is not None
             ahead = self._clock_start + self._clock_sent_s - now
             if ahead > framing.lead_s:
                 await asyncio.sleep(ahead - framing.lead_s)
@@ -259,3 +264,16 @@ class SocketOutput:
             await self._send(self._send_audio, data[offset : offset + framing.frame_bytes])
             self._clock_sent_s += framing.frame_s
             self._frames_sent += 1
+            self._starved = False
+
+    def _keep_schedule(self, now: float) -> None:
+        """Start the schedule at an utterance's first frame when it is late (the time between utterances is
+        nobody's), restart it when audio came late mid-utterance (an underrun) or the sender is over MAX_LAG_S
+        behind; a shorter hold-up of the sender is caught up."""
+        if self._clock_start is not None:
+            late_s = now - self._clock_start - self._clock_sent_s
+            if late_s <= 0 or (self._frames_sent and not self._starved and late_s <= MAX_LAG_S):
+                return
+            if self._frames_sent and self._on_underrun is not None:
+                self._on_underrun(late_s)
+        self._clock_start, self._clock_sent_s = now, 0.0

@@ -4,6 +4,7 @@ and giving up on a client that does not read."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -266,6 +267,29 @@ async def test_a_frame_late_in_the_middle_of_an_utterance_is_an_underrun_a_late_
         output.end("v")
         await until(lambda: ("playout", PlayoutEnd("v", 160)) in wire.sent)
     assert len(underruns) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_sender_held_up_by_the_event_loop_catches_up_without_an_underrun() -> None:
+    wire, underruns = Wire(), list[float]()
+    framing = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff", lead_s=0.0)
+
+    async def stalling_audio(data: bytes) -> None:
+        if len(wire.audio_sizes()) == 1:
+            time.sleep(0.05)  # noqa: ASYNC251  (the point: an event loop held up for 50 ms, 2.5 frames)
+        await wire.audio(data)
+
+    output = SocketOutput(
+        MulawEncoder(8000), stalling_audio, wire.text, UNBOUNDED, wire.gave_up.append, framing, 8, underruns.append
+    )
+    output.report_to(wire.playout)
+    try:
+        await output.write("u", tone(800))  # five frames
+        output.end("u")
+        await until(lambda: ("playout", PlayoutEnd("u", 800)) in wire.sent)
+    finally:
+        await output.close()
+    assert wire.audio_sizes() == [160] * 5 and underruns == []
 
 
 @pytest.mark.asyncio

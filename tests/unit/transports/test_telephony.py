@@ -117,7 +117,7 @@ async def test_clear_cancels_answers_clear_and_then_echoes_the_marks_waiting() -
         telephony.on_text(json.dumps({"event": "clear", "streamSid": "MZ1"}))
         await until(lambda: socket.has(event="mark"))
     after_media = [kind for kind in socket.kinds() if kind != "media"]
-    assert after_media == ["started", "audio_start", "cancelled", "clear", "mark"]
+    assert after_media == ["started", "audio_start", "clear", "cancelled", "mark"]
     assert socket.has(event="cancelled", id="t2") and socket.has(event="mark", mark={"name": "after-t2"})
 
 
