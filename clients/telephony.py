@@ -70,6 +70,10 @@ class Recording:
             if message.get(key) == value
         ]
 
+    async def wait_count(self, key: str, value: Any, count: int, timeout_s: float = 20.0) -> None:
+        """Return once `count` messages whose `key` is `value` have come."""
+        await self.wait_for(lambda: len(self.of(key, value)) >= count, timeout_s)
+
     async def wait_for(self, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         """Return once `condition()` holds; TimeoutError after `timeout_s`."""
         async with asyncio.timeout(timeout_s):

@@ -218,7 +218,7 @@ async def _marks_in_order(protocol: str, peer: Peer, control: WebSocketPeer) -> 
             await speak(control, text, f"t{n}")
             await event(control, "started", f"t{n}")
             await peer.send({"event": "mark", "mark": {"name": f"m{n}"}})
-            await peer.received.wait_for(lambda n=n: f"m{n}" in names())
+            await peer.received.wait_count(key, value, 2 * int(n))  # t1, m1 (and t2, m2)
         else:
             await speak(control, text, f"t{n}")
     await peer.received.wait_for(lambda: len(names()) >= len(expected))
@@ -308,12 +308,13 @@ async def test_malformed_frames_and_unknown_kinds_get_an_error_or_a_clean_close(
                 if protocol != "vonage":
                     await peer.ws.send_bytes(b"\x00\x01")
                 errors = 2 if protocol == "vonage" else 3  # Vonage's binary messages are the caller's audio
-                await peer.received.wait_for(lambda errors=errors: len(peer.received.of("event", "error")) == errors)
+                await peer.received.wait_count("event", "error", errors)
                 await control.send({"type": "shout"})
                 await control.ws.send_str("[]")
-                await control.received.wait_for(lambda: len(control.received.of("type", "error")) >= 2)
+                await control.received.wait_count("type", "error", 2)
                 await speak(control, "Still here.", "after")  # the call goes on
                 await event(control, "done", "after")
+                assert len(peer.received.of("event", "error")) == errors  # the control channel's stayed there
             messages = [error["message"] for error in peer.received.of("event", "error")]
             assert messages[1] == "event: unknown event 'bogus'", protocol
         for opening in ({"event": "start"}, {"event": "websocket:connected", "content-type": "audio/l16;rate=16000"}):
