@@ -278,7 +278,8 @@ AUDIOSOCKET_HEADER = struct.Struct(">BH")
 AUDIOSOCKET_HANGUP = 0x00
 AUDIOSOCKET_UUID = 0x01
 AUDIOSOCKET_SLIN = 0x10
-AUDIOSOCKET_SLIN16 = 0x12
+AUDIOSOCKET_RATES = {0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000}
+"""The signed-linear audio kinds and their rates."""
 
 
 def audiosocket_message(kind: int, payload: bytes = b"") -> bytes:
@@ -304,8 +305,7 @@ class AudioSocketPeer:
         one frame of it when `caller_audio` is off, as the first message that starts the call)."""
         reader, writer = await asyncio.open_connection(host, port)
         peer = cls(reader, writer)
-        samples = 160 * (1 if audio_kind == AUDIOSOCKET_SLIN else 2)
-        frame = audiosocket_message(audio_kind, b"\x00\x00" * samples)
+        frame = audiosocket_message(audio_kind, b"\x00\x00" * round(AUDIOSOCKET_RATES[audio_kind] * FRAME_S))
         writer.write(audiosocket_message(AUDIOSOCKET_UUID, call_id.bytes) + frame)
         tasks = [asyncio.create_task(peer._read(), name="audiosocket-peer-reader")]
         if caller_audio:

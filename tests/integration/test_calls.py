@@ -12,34 +12,27 @@ import asyncio
 import contextlib
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
-from clients.metrics import Exposition, internal_errors, sample, scrape
-from clients.telephony import (
-    AUDIOSOCKET_SLIN,
-    CONTROL,
-    PLATFORMS,
-    AudioSocketPeer,
-    Message,
-    WebSocketPeer,
-    audiosocket_message,
+from clients.metrics import internal_errors, sample, scrape
+from clients.telephony import AUDIOSOCKET_SLIN, CONTROL, AudioSocketPeer, Message, WebSocketPeer, audiosocket_message
+from tests.calls import (
+    FRAME_BYTES,
+    LONG_TEXT,
+    PROTOCOLS,
+    CallsServer,
+    Peer,
+    baseline_tasks,
+    call,
+    event,
+    live,
+    media,
+    settled,
+    speak,
 )
-from loadtest.server_process import free_port
-from tests.server import RunningServer, start_server
 
-LONG_TEXT = (
-    "Thanks for calling the support line. Your call matters to us, and a member of the team will be with you "
-    "shortly. While you wait, you can find answers to common questions on our website, where the help center "
-    "covers billing, orders, deliveries and returns."
-)  # about 13.6 s of speech
-PROTOCOLS = ("twilio", "telnyx", "plivo", "vonage", "audiosocket")
-ROUTES = {"twilio": "telephony", "telnyx": "telnyx", "plivo": "plivo", "vonage": "vonage", "audiosocket": "audiosocket"}
-FRAME_BYTES = {"twilio": 160, "telnyx": 160, "plivo": 160, "vonage": 640, "audiosocket": 320}
 CLEARS: dict[str, tuple[str, str]] = {
     "twilio": ("event", "clear"),
     "telnyx": ("event", "clear"),
@@ -54,92 +47,6 @@ MARKS: dict[str, tuple[str, str]] = {
 }
 WINDOW_S = 10.0
 FRAME_S = 0.020
-
-Peer = WebSocketPeer | AudioSocketPeer
-
-
-@dataclass(frozen=True)
-class CallsServer:
-    server: RunningServer
-    audiosocket_port: int
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-@pytest.fixture(scope="module")
-def calls_server() -> Iterator[CallsServer]:
-    port = free_port()
-    running = start_server({"AUDIOSOCKET_PORT": str(port)})
-    yield CallsServer(running, port)
-    running.stop()
-
-
-@asynccontextmanager
-async def media(
-    http: aiohttp.ClientSession, server: CallsServer, protocol: str, call_id: str, caller_audio: bool = True
-) -> AsyncIterator[Peer]:
-    """The platform's side of a new call."""
-    if protocol == "audiosocket":
-        port = server.audiosocket_port
-        async with AudioSocketPeer.open("127.0.0.1", port, uuid.UUID(call_id), caller_audio=caller_audio) as peer:
-            yield peer
-    else:
-        platform = PLATFORMS[protocol]
-        async with WebSocketPeer.open(http, server.url, platform, call_id, caller_audio=caller_audio) as ws_peer:
-            yield ws_peer
-
-
-@asynccontextmanager
-async def call(
-    http: aiohttp.ClientSession, server: CallsServer, protocol: str
-) -> AsyncIterator[tuple[Peer, WebSocketPeer]]:
-    """A new call of `protocol` and its control channel (opened once the call is live)."""
-    call_id = str(uuid.uuid4())
-    async with (
-        media(http, server, protocol, call_id) as peer,
-        WebSocketPeer.open(http, server.url, CONTROL, call_id, wait_s=10.0) as control,
-    ):
-        yield peer, control
-
-
-async def event(control: WebSocketPeer, kind: str, utterance_id: str, timeout_s: float = 60.0) -> Message:
-    """The control channel's event `kind` about `utterance_id`, once it has come."""
-
-    def found() -> list[Message]:
-        return [message for message in control.received.of("type", kind) if message.get("id") == utterance_id]
-
-    await control.received.wait_for(lambda: bool(found()), timeout_s)
-    return found()[0]
-
-
-async def speak(control: WebSocketPeer, text: str, utterance_id: str) -> None:
-    await control.send({"type": "speak", "text": text, "id": utterance_id})
-
-
-def live(exposition: Exposition, protocol: str) -> float:
-    return exposition.samples[sample("media_server_sessions", route=ROUTES[protocol])]
-
-
-async def settled(http: aiohttp.ClientSession, url: str, tasks_before: float) -> Exposition:
-    """The server's metrics once no call, session or extra task is left (TimeoutError if that never comes)."""
-    async with asyncio.timeout(20):
-        while True:
-            exposition = await scrape(url, http=http)
-            calls = exposition.samples[sample("media_server_calls")]
-            sessions = sum(live(exposition, protocol) for protocol in PROTOCOLS)
-            if (
-                calls == 0
-                and sessions == 0
-                and exposition.samples[sample("media_server_event_loop_tasks")] <= tasks_before
-            ):
-                return exposition
-            await asyncio.sleep(0.05)
-
-
-async def baseline_tasks(http: aiohttp.ClientSession, url: str) -> float:
-    return (await scrape(url, http=http)).samples[sample("media_server_event_loop_tasks")]
 
 
 @pytest.mark.asyncio
