@@ -28,9 +28,10 @@ ENV UV_PYTHON_INSTALL_DIR=/opt/python \
 RUN uv python install 3.11 && uv venv --python 3.11 /opt/venv
 WORKDIR /app
 COPY pyproject.toml requirements.lock ./
-RUN uv pip install -c requirements.lock -r pyproject.toml --extra qwen
+# The ray extra: the same image runs a Ray gateway, or a Ray node with engine replicas (deploy/kuberay/).
+RUN uv pip install -c requirements.lock -r pyproject.toml --extra qwen --extra ray
 COPY . .
-RUN uv pip install -c requirements.lock -e '.[qwen]' \
+RUN uv pip install -c requirements.lock -e '.[qwen,ray]' \
     && /opt/venv/bin/python -m compileall -q media_server signaling
 
 FROM ${CUDA_IMAGE} AS cuda
@@ -72,9 +73,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 RUN uv venv --python /usr/local/bin/python3.11 /opt/venv
 WORKDIR /app
 COPY pyproject.toml requirements.lock ./
-RUN uv pip install -c requirements.lock -r pyproject.toml
+RUN uv pip install -c requirements.lock -r pyproject.toml --extra ray
 COPY . .
-RUN uv pip install -c requirements.lock -e . \
+RUN uv pip install -c requirements.lock -e '.[ray]' \
     && /opt/venv/bin/python -m compileall -q media_server signaling
 
 FROM ${PYTHON_IMAGE} AS cpu

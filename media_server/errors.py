@@ -171,3 +171,25 @@ class WorkerDied(EngineError):
     code = "worker_died"
     status = 503
     retry_after_s = 1.0
+
+
+class EngineUnavailable(EngineError):
+    """No engine replica is left to serve the request (`MODE=ray`); the cluster restarts them, so retry.
+
+    503 with Retry-After, like `worker_died`: the request is safe to repeat once a replica is back.
+    """
+
+    code = "engine_unavailable"
+    status = 503
+    retry_after_s = 1.0
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of the error class whose wire code is `code` (500 when no class has it)."""
+    classes: list[type[MediaServerError]] = [MediaServerError]
+    while classes:
+        cls = classes.pop()
+        if cls.code == code:
+            return cls.status
+        classes.extend(cls.__subclasses__())
+    return 500

@@ -87,5 +87,5 @@ class MessageRate:
         raise RateLimited(
             f"message: over {self.per_second:g} messages a second: this one and the next are dropped, "
             f"unreported, until the rate falls; the next is taken in {wait_s:.2f} s",
-            retry_after_s=round(wait_s, 3),
+            retry_after_s=max(0.001, round(wait_s, 3)),  # a wait under half a millisecond is still a wait
         )

@@ -19,9 +19,9 @@ from types import TracebackType
 import numpy as np
 
 from media_server.engine.observer import EngineObserver
-from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice, WordTiming
 from media_server.errors import InvalidRequest, MediaServerError, UnknownVoice
-from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
+from media_server.session.output import Cue, PlayoutListener, PlayoutQueue, no_listener
 
 RATE = 24000
 VOICE = Voice(id="fake", name="Fake", backend="fake", languages=("en",), sample_rate=RATE)
@@ -42,8 +42,9 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 class FakeStream:
     """One request's audio, following its script."""
 
-    def __init__(self, request: SynthesisRequest, steps: Sequence[Step]) -> None:
+    def __init__(self, request: SynthesisRequest, steps: Sequence[Step], timed: bool = False) -> None:
         self.request = request
+        self._words = request.text.split() if timed else []
         self.voice = VOICE
         self.language = "en"
         self.sample_rate = RATE
@@ -65,10 +66,19 @@ class FakeStream:
             elif isinstance(step, MediaServerError):
                 raise step
             else:
-                chunk = AudioChunk(np.full(step, AMPLITUDE, dtype=np.int16), RATE, self.request.id, self._index)
+                chunk = AudioChunk(
+                    np.full(step, AMPLITUDE, dtype=np.int16), RATE, self.request.id, self._index, self._said(step)
+                )
                 self._index += 1
                 return chunk
         raise StopAsyncIteration
+
+    def _said(self, samples: int) -> tuple[WordTiming, ...]:
+        """With `timed`, each chunk says the text's next word over its whole length (chunks of equal size)."""
+        if self._index >= len(self._words):
+            return ()
+        start = self._index * samples / RATE
+        return (WordTiming(self._words[self._index], start, start + samples / RATE),)
 
     async def __aenter__(self) -> FakeStream:
         return self
@@ -90,8 +100,11 @@ class FakeEngine:
         self,
         scripts: Mapping[str, Sequence[Step]] | None = None,
         refusals: Mapping[str, MediaServerError] | None = None,
+        timed: bool = False,
     ) -> None:
+        """`timed`: each chunk carries the timing of the next word of its request's text."""
         self.scripts = dict(scripts or {})
+        self.timed = timed
         self.refusals = dict(refusals or {})
         self.requests: list[SynthesisRequest] = []
         self.streams: list[FakeStream] = []
@@ -132,12 +145,12 @@ class FakeEngine:
         refusal = self.refusals.get(request.text)
         if refusal is not None:
             raise refusal
-        stream = FakeStream(request, self.scripts.get(request.text, DEFAULT_SCRIPT))
+        stream = FakeStream(request, self.scripts.get(request.text, DEFAULT_SCRIPT), self.timed)
         self.streams.append(stream)
         return stream
 
     def stats(self) -> EngineStats:
-        return replace(EngineStats.before_start("fake"), ready=True)
+        return replace(EngineStats.idle("fake", max_queue=0, max_batch_queue=0), ready=True)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         raise InvalidRequest("reference: the fake engine does not clone voices")
@@ -161,8 +174,8 @@ class FakeOutput:
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        self.queue.push(utterance_id, pcm)
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
+        self.queue.push(utterance_id, pcm, cues)
 
     def end(self, utterance_id: str) -> None:
         self.ended.append(utterance_id)

@@ -74,11 +74,11 @@ async def stream_audio(
                     await response.write(piece)
         except MediaServerError as exc:
             log.warning("request %s failed mid-stream: %s", synth.id, exc.message)
-            _break_off(request)
+            break_off(request)
         return response
 
 
-def _break_off(request: web.Request) -> None:
+def break_off(request: web.Request) -> None:
     """End a streamed body that failed so the client can tell: the connection closes without the final chunk.
 
     The status line went out with the first audio, so an error status can no longer be sent;

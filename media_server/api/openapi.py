@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from media_server.api.captioned import CAPTIONED_FORMATS
 from media_server.api.speech import SPEECH_FORMATS, SSE_FORMATS
 from media_server.audio.sample_rates import JAMBONZ_RATES
 from media_server.engine.parameters import PARAMETERS
@@ -58,6 +59,38 @@ TTS_BODY = {
         "instructions": {"type": "string"},
         "sample_rate": {"type": "integer", "minimum": 8000, "maximum": 48000},
         **SAMPLING,
+    },
+}
+OPENAI_SPEECH_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["input", "voice"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"type": "string", "minLength": 1},
+        "voice": {"type": "string"},
+        "speed": SPEED,
+        "instructions": {"type": "string"},
+        "language": {"type": "string"},
+        **SAMPLING,
+    },
+}
+CARTESIA_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["transcript", "output_format"],
+    "properties": {
+        "model_id": {"type": "string", "description": "accepted and ignored"},
+        "transcript": {"type": "string", "minLength": 1},
+        "voice": {"type": "object", "properties": {"mode": {"enum": ["id"]}, "id": {"type": "string"}}},
+        "output_format": {
+            "type": "object",
+            "properties": {
+                "container": {"enum": ["raw", "wav"]},
+                "encoding": {"enum": ["pcm_s16le", "pcm_mulaw", "pcm_alaw"]},
+                "sample_rate": {"type": "integer", "minimum": 8000, "maximum": 48000},
+            },
+        },
+        "language": {"type": "string"},
+        "generation_config": {"type": "object", "properties": {"speed": SPEED}},
     },
 }
 CLONE_FORM = {
@@ -125,21 +158,15 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "OpenAI-compatible speech; streamed as it is made",
             {"200": _ok("audio/*")},
-            {
-                "type": "object",
-                "required": ["input", "voice"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "input": {"type": "string", "minLength": 1},
-                    "voice": {"type": "string"},
-                    "response_format": {"type": "string", "enum": list(SPEECH_FORMATS), "default": "mp3"},
-                    "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
-                    "speed": SPEED,
-                    "instructions": {"type": "string"},
-                    "language": {"type": "string"},
-                    **SAMPLING,
-                },
-            },
+            _with_property(
+                _with_property(
+                    OPENAI_SPEECH_BODY,
+                    "response_format",
+                    {"type": "string", "enum": list(SPEECH_FORMATS), "default": "mp3"},
+                ),
+                "stream_format",
+                {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+            ),
         )
     },
     "/tts": {
@@ -162,6 +189,37 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/ws/tts": {"get": _op("WebSocket: the data-channel protocol; audio as binary messages", {"101": _ok(JSON)})},
+    "/tts/websocket": {
+        "get": _op(
+            "WebSocket: Cartesia's streaming TTS protocol (contexts, continue, flush, cancel; chunk, timestamps, "
+            "flush_done, done and error messages); X-API-Key or ?api_key=",
+            {"101": _ok(JSON)},
+        )
+    },
+    "/tts/bytes": {
+        "post": _op(
+            "Cartesia's one-shot TTS: encoded audio streamed as it is made (real-time priority)",
+            {"200": _ok("audio/*")},
+            CARTESIA_BODY,
+        )
+    },
+    "/v1/audio/voices": {"get": _op("The voice ids, as Kokoro-FastAPI and vLLM-Omni list them", {"200": _ok(JSON)})},
+    "/dev/captioned_speech": {
+        "post": _op(
+            "Speech with word timestamps (Kokoro-FastAPI's shape): NDJSON lines {audio, audio_format, timestamps} "
+            "as it is made, or one JSON object with stream: false",
+            {"200": _ok("application/x-ndjson")},
+            _with_property(
+                _with_property(
+                    OPENAI_SPEECH_BODY,
+                    "response_format",
+                    {"type": "string", "enum": list(CAPTIONED_FORMATS), "default": "mp3"},
+                ),
+                "stream",
+                {"type": "boolean", "default": True},
+            ),
+        )
+    },
     "/ws/telephony": {"get": _op("WebSocket: Twilio Media Streams (8 kHz mu-law)", {"101": _ok(JSON)})},
     "/ws/telnyx": {
         "get": _op(

@@ -23,7 +23,8 @@ for every request:
    one bucket per valid API key, else one per address, so guessing keys
    spends the guesser's address budget. Over it: 429 `rate_limited` with
    `Retry-After`.
-5. With `API_KEYS` set: `Authorization: Bearer <key>`, or `?api_key=<key>` on
+5. With `API_KEYS` set: `Authorization: Bearer <key>` or `X-API-Key: <key>`
+   (as Cartesia's clients send it), or `?api_key=<key>` on
    a real WebSocket handshake of a route added with `add_websocket_route`
    (browsers cannot set headers there). Else 401 `unauthorized`. WebRTC is
    checked at `/rtc/offer`.
@@ -55,7 +56,9 @@ STATIC_PREFIX = "/static/"
 METRICS_PATH = "/metrics"
 API_KEY_QUERY = "api_key"
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
-CORS_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-ID"
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-ID, X-API-Key, Cartesia-Version"
+API_KEY_HEADER = "X-API-Key"
+"""Cartesia's key header: its clients send nothing else."""
 CORS_EXPOSED_HEADERS = "Retry-After, X-Sample-Rate, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = 600
 WWW_AUTHENTICATE = 'Bearer realm="media-server"'
@@ -245,6 +248,9 @@ class Security:
         scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip().encode("utf-8", "surrogatepass")
+        header_key = request.headers.get(API_KEY_HEADER, "").strip()
+        if header_key:
+            return header_key.encode("utf-8", "surrogatepass")
         query_key = request.query.get(API_KEY_QUERY)
         if query_key and _is_websocket_handshake(request):
             return query_key.encode("utf-8", "surrogatepass")

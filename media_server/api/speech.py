@@ -28,23 +28,28 @@ def _sampling(body: dict[str, object]) -> SamplingParams:
     )
 
 
-async def openai_speech(request: web.Request) -> web.StreamResponse:
-    body = await json_object(request)
+def openai_request(request: web.Request, body: dict[str, object], priority: Priority) -> SynthesisRequest:
+    """OpenAI's speech body (`model`, `input`, `voice`, `speed`, `instructions`, ...) as a synthesis request."""
     engine, settings = request.app[ENGINE], request.app[SETTINGS]
     check_model(optional(body, "model", str), engine.backend_name)
-    spec = audio_format(with_default(body, "response_format", str, "mp3"), allowed=SPEECH_FORMATS)
-    stream_format = with_default(body, "stream_format", str, "audio")
-    if stream_format not in ("audio", "sse"):
-        raise InvalidRequest(f"stream_format: {stream_format!r} is not supported; use audio or sse")
-    synth = SynthesisRequest(
+    return SynthesisRequest(
         text=required(body, "input", str),
         voice=map_voice(required(body, "voice", str), settings.openai_voice_map),
         language=with_default(body, "language", str, "auto"),
         speed=with_default(body, "speed", float, 1.0),
         instructions=optional(body, "instructions", str),
         sampling=_sampling(body),
-        priority=Priority.BATCH,
+        priority=priority,
     )
+
+
+async def openai_speech(request: web.Request) -> web.StreamResponse:
+    body = await json_object(request)
+    synth = openai_request(request, body, Priority.BATCH)
+    spec = audio_format(with_default(body, "response_format", str, "mp3"), allowed=SPEECH_FORMATS)
+    stream_format = with_default(body, "stream_format", str, "audio")
+    if stream_format not in ("audio", "sse"):
+        raise InvalidRequest(f"stream_format: {stream_format!r} is not supported; use audio or sse")
     encoder = spec.encoder(OPENAI_PCM_RATE)
     if stream_format == "sse":
         return await stream_events(request, synth, encoder, "speech_sse", openai_style=True)

@@ -85,6 +85,11 @@ async def list_voices(request: web.Request) -> web.Response:
     return web.json_response({"voices": [asdict(voice) for voice in request.app[ENGINE].voices()]})
 
 
+async def audio_voices(request: web.Request) -> web.Response:
+    """`GET /v1/audio/voices`, as Kokoro-FastAPI and vLLM-Omni serve it: the voice ids alone."""
+    return web.json_response({"voices": [voice.id for voice in request.app[ENGINE].voices()]})
+
+
 async def create_voice(request: web.Request) -> web.Response:
     voice = await _clone(request, *await _form(request))
     return web.json_response(asdict(voice), status=201)
@@ -108,6 +113,7 @@ async def clone_and_speak(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/voices", list_voices)
+    app.router.add_get("/v1/audio/voices", audio_voices)
     app.router.add_post("/v1/voices", create_voice)
     app.router.add_delete("/v1/voices/{voice_id}", delete_voice)
     app.router.add_post("/clone", clone_and_speak)

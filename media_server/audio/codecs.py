@@ -140,7 +140,9 @@ class G711Encoder:
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self._codec = cast(AudioCodecContext, av.CodecContext.create(self.codec, "w"))
+        codec = av.CodecContext.create(self.codec, "w")
+        assert isinstance(codec, AudioCodecContext)
+        self._codec = codec
         self._codec.sample_rate = sample_rate
         self._codec.layout = "mono"
         self._codec.format = "s16"
@@ -164,7 +166,7 @@ class MulawEncoder(G711Encoder):
 
 
 class AlawEncoder(G711Encoder):
-    """G.711 a-law (the rest of the world's phone networks)."""
+    """G.711 A-law (telephony outside North America and Japan)."""
 
     content_type = "audio/x-alaw-basic"
     codec = "pcm_alaw"

@@ -1,7 +1,7 @@
 """An LRU cache of finished utterances, so a repeated phrase is served without synthesis.
 
-An entry is the whole utterance as the backend made it (its PCM chunks and
-sample rate), keyed by everything that shapes the audio (`CacheKey`). The
+An entry is the whole utterance as the engine finished it (its chunks, each
+PCM with the word timings it carries, and the sample rate), keyed by everything that shapes the audio (`CacheKey`). The
 cache is bounded by the PCM bytes it holds, evicts least recently used
 entries first, and is safe to share between the engine's worker threads and
 the event loop. Cached chunks are read-only arrays: readers get them without
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
+from media_server.engine.types import Pcm, SamplingParams, Speech, SynthesisRequest, Voice
 
 __all__ = ["AudioCache", "CacheKey", "CacheStats", "CachedAudio"]
 
@@ -57,12 +57,12 @@ class CacheKey:
 class CachedAudio:
     """A finished utterance: its chunks in order, read-only, at one sample rate."""
 
-    chunks: tuple[Pcm, ...]
+    chunks: tuple[Speech, ...]
     sample_rate: int
 
     @property
     def nbytes(self) -> int:
-        return sum(chunk.nbytes for chunk in self.chunks)
+        return sum(chunk.pcm.nbytes for chunk in self.chunks)
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,14 @@ class AudioCache:
             self._hits += 1
             return audio
 
-    def put(self, key: CacheKey, chunks: Sequence[Pcm], sample_rate: int) -> bool:
+    def put(self, key: CacheKey, chunks: Sequence[Speech], sample_rate: int) -> bool:
         """Store a finished utterance; False when `key` is not cacheable or the audio exceeds the bound.
 
         The chunks are copied, so the caller may go on using (and changing) its own arrays.
         """
         if not self.cacheable(key):
             return False
-        audio = CachedAudio(tuple(_frozen_copy(chunk) for chunk in chunks), sample_rate)
+        audio = CachedAudio(tuple(Speech(_frozen_copy(chunk.pcm), chunk.words) for chunk in chunks), sample_rate)
         size = audio.nbytes
         if size > self._max_bytes:
             return False

@@ -199,7 +199,17 @@ class LocalCore:
             longest_step_s=self._scheduler.longest_step_s,
             queued_batch=self._scheduler.pending_batch,
             max_batch_queue=self._scheduler.max_batch_queue,
+            late_chunks=counters.late,
         )
+
+    def first_audio_estimate_s(self) -> float:
+        """When a real-time request admitted now would get its first audio (the scheduler's estimate)."""
+        return self._scheduler.estimate_first_audio_s()
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the backend always makes the same samples for the same request (a resume may skip samples)."""
+        return self._backend.deterministic
 
     async def _load(self) -> float:
         async with self._lifecycle:

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media_server.engine.pipeline import RequestPipeline
-from media_server.engine.types import Pcm, Priority
+from media_server.engine.types import Priority, Speech
 
 REFILL_MARGIN_S = 0.12
 """How long before its listener runs dry a playing job is due: a wait for a worker, its own steps, the trip out."""
 
-StepResult = Pcm | None | BaseException
-"""What a job reports after each step: audio, None when finished, or the error."""
+StepResult = Speech | None | BaseException
+"""What a job reports after each step: audio (and the words it carries), None when finished, or the error."""
 Sink = Callable[[StepResult], None]
 
 
@@ -36,7 +36,7 @@ class Job:
     order: int
     opened: bool = False
     sequence: Any = None
-    replay: tuple[Pcm, ...] | None = None
+    replay: tuple[Speech, ...] | None = None
     first_audio_at: float | None = None
     work_s: float = 0.0
     """Step time spent on this job before its first audio."""

@@ -45,13 +45,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from media_server.engine.backends.base import Backend
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.run_queue import REFILL_MARGIN_S, Job, RunQueue, Sink, StepResult
-from media_server.engine.types import Priority
+from media_server.engine.types import Priority, Speech
 from media_server.errors import Busy, NoAudio
 
 __all__ = ["REFILL_MARGIN_S", "Scheduler", "SchedulerCounters", "StepResult"]
@@ -70,6 +68,8 @@ class SchedulerCounters:
     audio_s: float = 0.0
     busy_s: float = 0.0
     last_batch: int = 0
+    late: int = 0
+    """Chunks of a playing job made after its listener ran dry (a deadline missed: a gap)."""
 
 
 class Scheduler:
@@ -296,9 +296,11 @@ class Scheduler:
             try:
                 made = self._backend.step([batch[i].sequence for i in on_model])
                 for i, pcm in zip(on_model, made, strict=True):
-                    results[i] = pcm if pcm is None else batch[i].pipeline.process(pcm)
+                    job = batch[i]
+                    job.pipeline.timed(self._backend.words(job.sequence))
                     if pcm is not None:
-                        batch[i].lead_s = self._backend.lead_s(batch[i].sequence)
+                        results[i] = job.pipeline.process(pcm)
+                        job.lead_s = self._backend.lead_s(job.sequence)
             except Exception as exc:
                 log.exception("synthesis step failed for %s", ", ".join(batch[i].id for i in on_model))
                 for i in on_model:
@@ -346,7 +348,7 @@ class Scheduler:
                     finished.append((job, None))
                     if not job.cancelled:
                         self._finish(job, None)
-                        deliveries.extend((job, pcm) for pcm in job.replay)
+                        deliveries.extend((job, speech) for speech in job.replay)
                         deliveries.append((job, None))
                     continue
                 if job.first_audio_at is None:
@@ -356,18 +358,24 @@ class Scheduler:
                     self.counters.silent += 1
                     log.warning("%s made no audio at all (its whole output was silence)", job.id)
                     result = NoAudio("the voice made no audio for this text (its whole output was silence)")
-                if job.cancelled or not isinstance(result, np.ndarray):
+                if job.cancelled or not isinstance(result, Speech):
                     finished.append((job, result))
                     if not job.cancelled:
                         self._finish(job, result)
+                        tail = job.pipeline.finish() if result is None else None
+                        if tail is not None:
+                            deliveries.append((job, tail))
                         deliveries.append((job, result))
                     continue
-                if len(result):
-                    seconds = len(result) / job.pipeline.voice.sample_rate
+                if len(result.pcm):
+                    if job.priority == Priority.REALTIME and not job.fresh and now > job.deadline:
+                        self.counters.late += 1
+                    seconds = len(result.pcm) / job.pipeline.voice.sample_rate
                     if job.first_audio_at is None:
                         self._first_audio_work_s = _ewma(self._first_audio_work_s, job.work_s)
                     made_s += seconds
                     job.made(seconds, now)
+                if len(result.pcm) or result.words:
                     job.outstanding += 1
                     deliveries.append((job, result))
                 if job.outstanding >= self._max_outstanding:

@@ -1,7 +1,7 @@
 """`ResultStream`: one request's audio as the engine seam's `AudioStream`, whatever delivers it.
 
-A core hands results to the stream one at a time (audio, None at the end, or an
-error); the stream turns them into `AudioChunk`s, holds the first one for
+A core hands results to the stream one at a time (audio with the words it
+carries, None at the end, or an error); the stream turns them into `AudioChunk`s, holds the first one for
 `wait_ready` (a route can still answer with an error status before it sends
 anything), and, when closed early, tells its core to stop the request.
 `LocalStream` (`core.py`) is fed by the scheduler's threads, the gateway's
@@ -13,11 +13,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
-from media_server.engine.types import AudioChunk, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import AudioChunk, RequestTimings, Speech, SynthesisRequest, Voice
 from media_server.errors import MediaServerError
 
-Result = Pcm | None | MediaServerError
-"""What a core delivers: audio, None when the request is done, or why it failed."""
+Result = Speech | None | MediaServerError
+"""What a core delivers: audio and its words, None when the request is done, or why it failed."""
 
 
 class ResultStream(ABC):
@@ -66,7 +66,13 @@ class ResultStream(ABC):
             raise StopAsyncIteration
         assert not isinstance(result, MediaServerError)
         self._took()
-        chunk = AudioChunk(pcm=result, sample_rate=self.sample_rate, request_id=self.request.id, index=self._index)
+        chunk = AudioChunk(
+            pcm=result.pcm,
+            sample_rate=self.sample_rate,
+            request_id=self.request.id,
+            index=self._index,
+            words=result.words,
+        )
         self._index += 1
         return chunk
 

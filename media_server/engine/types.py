@@ -14,10 +14,13 @@ __all__ = [
     "EngineStats",
     "Pcm",
     "Priority",
+    "ReplicaFigures",
     "RequestTimings",
     "SamplingParams",
+    "Speech",
     "SynthesisRequest",
     "Voice",
+    "WordTiming",
 ]
 
 _request_ids = itertools.count(1)
@@ -71,13 +74,34 @@ class RequestTimings:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """A word of the request's text as written, and when it is said: seconds from the request's first sample."""
+
+    word: str
+    start_s: float
+    end_s: float
+    estimated: bool = False
+    """From the text and the audio's length, not measured (a backend without an aligner)."""
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A step's finished audio and the words whose start it carries (a request's last may have words only)."""
+
+    pcm: Pcm
+    words: tuple[WordTiming, ...] = ()
+
+
+@dataclass(frozen=True)
 class AudioChunk:
-    """Mono s16 PCM at the backend's native rate."""
+    """Mono s16 PCM at the backend's native rate, and the words whose start is in it (times from the request's
+    first sample). A request's last chunk may carry words and no audio."""
 
     pcm: Pcm
     sample_rate: int
     request_id: str
     index: int
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -91,6 +115,21 @@ class Voice:
     backend: str
     languages: tuple[str, ...]
     sample_rate: int
+
+
+@dataclass(frozen=True)
+class ReplicaFigures:
+    """One engine replica's own figures, for a core spread over replicas (`MODE=ray`)."""
+
+    replica: str
+    node: str
+    ready: bool
+    active: int
+    queued: int
+    queued_batch: int
+    late_chunks: int
+    slack_s: float
+    """The first-audio budget minus the replica's estimate of a new real-time request's first audio."""
 
 
 @dataclass(frozen=True)
@@ -120,20 +159,31 @@ class EngineStats:
     queued_batch: int = 0
     """Of `queued`, the batch requests (bounded apart, by `max_batch_queue`)."""
     max_batch_queue: int = 0
+    late_chunks: int = 0
+    """Chunks of a playing real-time request made after its listener had played everything before them (a gap)."""
+    failovers: int = 0
+    """Requests re-issued on another replica after theirs died (`MODE=ray`)."""
+    replicas: tuple[ReplicaFigures, ...] = ()
+    """Each live replica's own figures (`MODE=ray`; empty otherwise)."""
 
     @classmethod
-    def before_start(cls, backend: str, max_queue: int = 0, max_batch_queue: int = 0) -> EngineStats:
-        """The snapshot of an engine that has done nothing yet."""
-        zero = dict.fromkeys(("active", "queued", "parked", "completed", "cancelled", "failed", "refused"), 0)
+    def idle(cls, backend: str, max_queue: int, max_batch_queue: int) -> EngineStats:
+        """The snapshot of an engine not loaded (yet): nothing running, nothing counted."""
         return cls(
             backend=backend,
             ready=False,
+            active=0,
+            queued=0,
+            parked=0,
             max_queue=max_queue,
+            completed=0,
+            cancelled=0,
+            failed=0,
+            refused=0,
             steps=0,
             last_batch=0,
             audio_s=0.0,
             busy_s=0.0,
             cache_bytes=0,
             max_batch_queue=max_batch_queue,
-            **zero,
         )

@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 from media_server.config import Settings
 from media_server.engine.observer import EngineObserver, NoObserver
 from media_server.engine.stream import Result, ResultStream
-from media_server.engine.types import EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
+from media_server.engine.types import EngineStats, Pcm, RequestTimings, Speech, SynthesisRequest, Voice, WordTiming
 from media_server.errors import MediaServerError, WorkerDied
 from media_server.gateway.events import replay
 from media_server.gateway.supervisor import WorkerSupervisor
@@ -36,6 +36,7 @@ from media_server.gateway.wire import (
     AUDIO,
     END,
     ERROR,
+    WORDS,
     error_from_wire,
     pcm_from_wire,
     pcm_to_wire,
@@ -44,6 +45,7 @@ from media_server.gateway.wire import (
     stats_from_wire,
     update_timings,
     voice_from_wire,
+    words_from_wire,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,8 @@ class RemoteStream(ResultStream):
         self._supervisor = supervisor
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._words: tuple[WordTiming, ...] = ()
+        """The words of the audio frame that comes next."""
 
     async def _receive(self) -> Result:
         """The worker's next frame: audio, the end, or its error (a dead worker is `WorkerDied`)."""
@@ -75,6 +79,9 @@ class RemoteStream(ResultStream):
                 await self._connect()
             assert self._reader is not None
             kind, payload = await read_frame(self._reader)
+            if kind == WORDS:
+                self._words = words_from_wire(payload)
+                kind, payload = await read_frame(self._reader)
         except MediaServerError as exc:
             return exc
         except (EOFError, OSError):
@@ -83,7 +90,8 @@ class RemoteStream(ResultStream):
             self._disconnect()
             raise
         if kind == AUDIO:
-            return pcm_from_wire(payload)
+            words, self._words = self._words, ()
+            return Speech(pcm_from_wire(payload), words)
         if kind == END:
             return None
         if kind == ERROR:
@@ -116,7 +124,7 @@ class RemoteCore:
         self._voices: tuple[Voice, ...] = ()
         self._supervisor = WorkerSupervisor(settings, on_ready=self._set_voices, on_restart=self._restarted)
         self._observer: EngineObserver = NoObserver()
-        self._stats = EngineStats.before_start(settings.tts_backend, settings.max_queue, settings.max_batch_queue)
+        self._stats = EngineStats.idle(settings.tts_backend, settings.max_queue, settings.max_batch_queue)
         self._poller: asyncio.Task[None] | None = None
         self._responsive = True
 

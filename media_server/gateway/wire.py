@@ -20,9 +20,10 @@ loopback TCP needs a port any local user can reach, where the socket lives in
 a 0700 directory.
 
 A frame is a 1-byte kind, a 4-byte big-endian length and the payload: JSON
-for messages (requests, replies, a stream's header), raw s16le PCM for audio.
+for messages (requests, replies, a stream's header) and for the word timings
+of the audio frame that follows, raw s16le PCM for audio.
 A synthesis connection carries: request -> header (after the first step) ->
-audio* -> end, or an error frame at any point (the worker's MediaServerError:
+(words? audio)* -> end, or an error frame at any point (the worker's MediaServerError:
 code, message, status, retry_after_s), after which the worker closes it.
 Other requests get one reply (or an error frame); a voice to clone sends its
 reference as one audio frame after the request.
@@ -44,13 +45,16 @@ from media_server.engine.types import (
     Priority,
     RequestTimings,
     SamplingParams,
+    Speech,
     SynthesisRequest,
     Voice,
+    WordTiming,
 )
 from media_server.errors import (
     Busy,
     ConfigError,
     EngineError,
+    EngineUnavailable,
     InvalidRequest,
     MediaServerError,
     NoAudio,
@@ -67,6 +71,7 @@ MESSAGE = 1
 AUDIO = 2
 END = 3
 ERROR = 4
+WORDS = 5
 _HEAD = struct.Struct(">BI")
 # Far beyond the longest utterance's chunk; only a corrupt stream comes near it.
 MAX_FRAME_BYTES = 256 * 1024 * 1024
@@ -89,6 +94,7 @@ _ERRORS: dict[str, type[MediaServerError]] = {
         NoAudio,
         NothingToSpeak,
         WorkerDied,
+        EngineUnavailable,
     )
 }
 
@@ -109,7 +115,7 @@ async def write_error(writer: asyncio.StreamWriter, exc: MediaServerError) -> No
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """The next frame's kind and payload; raises EOFError (IncompleteReadError) when the peer hung up."""
     kind, length = _HEAD.unpack(await reader.readexactly(_HEAD.size))
-    if kind not in (MESSAGE, AUDIO, END, ERROR) or length > MAX_FRAME_BYTES:
+    if kind not in (MESSAGE, AUDIO, END, ERROR, WORDS) or length > MAX_FRAME_BYTES:
         raise ConnectionError(f"corrupt frame: kind {kind}, {length} bytes")
     return kind, await reader.readexactly(length)
 
@@ -167,7 +173,8 @@ def voice_from_wire(fields: Message) -> Voice:
 
 
 def stats_from_wire(fields: Message) -> EngineStats:
-    return EngineStats(**fields)
+    """A worker's or a replica's own snapshot (never one of per-replica figures)."""
+    return EngineStats(**{**fields, "replicas": ()})
 
 
 def update_timings(timings: RequestTimings, fields: Message) -> None:
@@ -182,3 +189,14 @@ def pcm_to_wire(pcm: Pcm) -> bytes:
 
 def pcm_from_wire(payload: bytes) -> Pcm:
     return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+
+
+async def write_speech(writer: asyncio.StreamWriter, speech: Speech) -> None:
+    """Audio as its words frame (when it carries words) and its audio frame."""
+    if speech.words:
+        await write_frame(writer, WORDS, json.dumps([asdict(word) for word in speech.words]).encode())
+    await write_frame(writer, AUDIO, pcm_to_wire(speech.pcm))
+
+
+def words_from_wire(payload: bytes) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(**fields) for fields in json.loads(payload))

@@ -30,7 +30,7 @@ from dataclasses import asdict, replace
 
 from media_server.config import Settings
 from media_server.engine.core import LocalCore, LocalStream
-from media_server.engine.types import SynthesisRequest
+from media_server.engine.types import Speech, SynthesisRequest
 from media_server.errors import ConfigError, MediaServerError, UnknownVoice
 from media_server.gateway.events import EventBuffer
 from media_server.gateway.wire import (
@@ -38,13 +38,13 @@ from media_server.gateway.wire import (
     END,
     Message,
     pcm_from_wire,
-    pcm_to_wire,
     read_frame,
     read_message,
     request_from_wire,
     write_error,
     write_frame,
     write_message,
+    write_speech,
 )
 from media_server.observability.logging import configure_logging
 
@@ -138,7 +138,7 @@ async def _pump(stream: LocalStream, writer: asyncio.StreamWriter) -> None:
         await stream.wait_ready()
         await write_message(writer, {"timings": asdict(stream.timings)})
         async for chunk in stream:
-            await write_frame(writer, AUDIO, pcm_to_wire(chunk.pcm))
+            await write_speech(writer, Speech(chunk.pcm, chunk.words))
     except MediaServerError as exc:
         await write_error(writer, exc)
         return

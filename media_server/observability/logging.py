@@ -72,7 +72,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     """The bound ids and `extra=` fields of `record`, made safe to log at its level."""
     fields: dict[str, Any] = dict(_ids.get())
     for key, value in vars(record).items():
-        if key in _RECORD_FIELDS:
+        if key in _RECORD_FIELDS or key.startswith("_"):  # private: another library's (Ray's `_ray_timestamp_ns`)
             continue
         if key in _SECRET_FIELDS:
             fields[key] = "***"

@@ -37,7 +37,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from media_server.engine.types import EngineStats, Priority
+from media_server.engine.types import EngineStats, Priority, ReplicaFigures
 
 __all__ = ["EngineStatsCollector", "Metrics", "metrics_handler"]
 
@@ -57,9 +57,20 @@ TRACK_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 
 
 # The route label of a request no route matched (404, 405): bounded, unlike the raw path.
 UNMATCHED_ROUTE = "unmatched"
-SESSION_ROUTES = ("webrtc", "ws", "telephony", "telnyx", "plivo", "vonage", "audiosocket", "jambonz")
+SESSION_ROUTES = (
+    "webrtc",
+    "ws",
+    "telephony",
+    "telnyx",
+    "plivo",
+    "vonage",
+    "audiosocket",
+    "jambonz",
+    "cartesia",
+    "wyoming",
+)
 """The `route` labels of sessions (the names the transports pass in)."""
-STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm", "jambonz_http")
+STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm", "jambonz_http", "cartesia_bytes")
 """Every route that reports a time to first audio."""
 CACHES = ("audio",)
 # Status of a request whose client went away before its handler finished (nginx's convention).
@@ -119,6 +130,14 @@ class EngineStatsCollector:
             "media_server_engine_busy_seconds_total", "Seconds the engine spent in synthesis steps."
         )
         cache_bytes = GaugeMetricFamily("media_server_cache_bytes", "Bytes of audio held by the output cache.")
+        late = CounterMetricFamily(
+            "media_server_engine_late_chunks",
+            "Chunks of a playing request made after its listener had played everything before them.",
+        )
+        failovers = CounterMetricFamily(
+            "media_server_engine_failovers", "Requests re-issued on another replica after theirs died (MODE=ray)."
+        )
+        per_replica = _ReplicaFamilies()
         if stats is not None:
             info.add_metric([stats.backend], {})
             ready.add_metric([], float(stats.ready))
@@ -141,6 +160,10 @@ class EngineStatsCollector:
             audio.add_metric([], stats.audio_s)
             busy.add_metric([], stats.busy_s)
             cache_bytes.add_metric([], stats.cache_bytes)
+            late.add_metric([], stats.late_chunks)
+            failovers.add_metric([], stats.failovers)
+            for figures in stats.replicas:
+                per_replica.add(figures)
         return [
             info,
             ready,
@@ -156,7 +179,47 @@ class EngineStatsCollector:
             audio,
             busy,
             cache_bytes,
+            late,
+            failovers,
+            *per_replica.families(),
         ]
+
+
+class _ReplicaFamilies:
+    """Each engine replica's own figures (`MODE=ray`), labelled by replica and node."""
+
+    def __init__(self) -> None:
+        labels = ["replica", "node"]
+        self._ready = GaugeMetricFamily("media_server_replica_ready", "1 when the replica is loaded.", labels=labels)
+        self._active = GaugeMetricFamily(
+            "media_server_replica_active_requests", "Requests in a synthesis step now.", labels=labels
+        )
+        self._queued = GaugeMetricFamily(
+            "media_server_replica_queued_requests", "Requests admitted and not finished.", labels=labels
+        )
+        self._batch = GaugeMetricFamily(
+            "media_server_replica_queued_batch_requests", "Batch requests admitted and not finished.", labels=labels
+        )
+        self._slack = GaugeMetricFamily(
+            "media_server_replica_slack_seconds",
+            "The first-audio budget minus the replica's estimate of a new real-time request's first audio.",
+            labels=labels,
+        )
+        self._late = CounterMetricFamily(
+            "media_server_replica_late_chunks", "Chunks made after their listener ran dry.", labels=labels
+        )
+
+    def add(self, figures: ReplicaFigures) -> None:
+        labels = [figures.replica, figures.node]
+        self._ready.add_metric(labels, float(figures.ready))
+        self._active.add_metric(labels, figures.active)
+        self._queued.add_metric(labels, figures.queued)
+        self._batch.add_metric(labels, figures.queued_batch)
+        self._slack.add_metric(labels, figures.slack_s)
+        self._late.add_metric(labels, figures.late_chunks)
+
+    def families(self) -> list[Metric]:
+        return [self._ready, self._active, self._queued, self._batch, self._slack, self._late]
 
 
 class Metrics:

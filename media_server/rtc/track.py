@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -24,7 +25,7 @@ from media_server.audio.constants import FRAME_S, RTC_RATE
 from media_server.audio.pcm import Pcm
 from media_server.rtc.opus import OpusPackets
 from media_server.rtc.pacer import Pacer
-from media_server.session.output import PlayoutListener, PlayoutQueue, no_listener
+from media_server.session.output import Cue, PlayoutListener, PlayoutQueue, no_listener
 
 MAX_AHEAD_S = 20.0
 ROUTE = "webrtc"
@@ -60,11 +61,11 @@ class SpeechTrack(MediaStreamTrack):
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
         while self.queue.buffered_samples > self._max_ahead:
             self._room.clear()
             await self._room.wait()
-        self.queue.push(utterance_id, pcm)
+        self.queue.push(utterance_id, pcm, cues)
         if len(pcm):
             self._speech.set()
 

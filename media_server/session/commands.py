@@ -35,10 +35,11 @@ class Speak:
 
 @dataclass(frozen=True)
 class Append:
-    """Add streamed text to the open utterance (opening one), spoken clause by clause."""
+    """Add streamed text to the open utterance (opening one, in `voice` at `speed`), spoken clause by clause."""
 
     text: str
     voice: str | None
+    speed: float = 1.0
 
 
 @dataclass(frozen=True)

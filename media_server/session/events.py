@@ -47,6 +47,34 @@ class AudioStart:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of an utterance's text as written, and when it is said: ms from the utterance's first sample."""
+
+    word: str
+    start_ms: int
+    end_ms: int
+    estimated: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"word": self.word, "start_ms": self.start_ms, "end_ms": self.end_ms}
+        if self.estimated:
+            fields["estimated"] = True
+        return fields
+
+
+@dataclass(frozen=True)
+class Words:
+    """Words whose first sample just left the output (sent as their audio plays, never before)."""
+
+    kind: ClassVar[str] = "words"
+    id: str
+    words: tuple[Word, ...]
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.id, "words": [word.fields() for word in self.words]}
+
+
+@dataclass(frozen=True)
 class Done:
     """An utterance's last sample left the output; `audio_ms` of audio left in all."""
 
@@ -60,14 +88,16 @@ class Done:
 
 @dataclass(frozen=True)
 class Cancelled:
-    """An utterance was cut by a cancel after `played_ms` of it played (id None: nothing was in progress)."""
+    """An utterance was cut by a cancel after `played_ms` of it played (id None: nothing was in progress);
+    `spoken_text` is its words that had played whole (`end_ms` at or before `played_ms`)."""
 
     kind: ClassVar[str] = "cancelled"
     id: str | None
     played_ms: int
+    spoken_text: str = ""
 
     def fields(self) -> dict[str, Any]:
-        return {"id": self.id, "played_ms": self.played_ms}
+        return {"id": self.id, "played_ms": self.played_ms, "spoken_text": self.spoken_text}
 
 
 @dataclass(frozen=True)
@@ -99,7 +129,7 @@ class Ended:
     id: str
 
 
-ClientEvent = Started | AudioStart | Done | Cancelled | Error
+ClientEvent = Started | AudioStart | Words | Done | Cancelled | Error
 """The events of the protocol the data channel and the WebSocket share."""
 SessionEvent = ClientEvent | Ended
 EventSink = Callable[[SessionEvent], None]

@@ -2,9 +2,11 @@
 
 A session writes each utterance's PCM into its output and ends it; the output
 reports back, to the listener given to `report_to`, what actually left it:
-`PlayoutStart` when an utterance's first sample leaves, `PlayoutEnd` (with
-how many samples left) when its last one does. So `audio_start`, `done` and
-`played_ms` describe what the listener got, whatever carries the audio.
+`PlayoutStart` when an utterance's first sample leaves, `PlayoutWords` when
+the first sample of words written with the audio does, `PlayoutEnd` (with
+how many samples left) when its last one does. So `audio_start`, `words`,
+`done` and `played_ms` describe what the listener got, whatever carries the
+audio.
 
 Every output keeps its audio in a `PlayoutQueue`: utterances back to back,
 each closed by an end marker, with optional marks in between (a label that
@@ -21,8 +23,8 @@ next `FADE_MS` (no click); pulled in chunks, the audio just stops.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +32,10 @@ import numpy as np
 from media_server.audio.constants import FRAME_MS, RTC_RATE
 from media_server.audio.fade import fade_out, fade_samples
 from media_server.audio.pcm import Pcm
+from media_server.session.events import Word
+
+Cue = tuple[int, Word]
+"""A word written with audio, and the sample of that audio where it starts."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,21 @@ class PlayoutEnd:
 
 
 @dataclass(frozen=True)
+class PlayoutWords:
+    """The first sample of each of `words` (of utterance `utterance_id`) left the output."""
+
+    utterance_id: str
+    words: tuple[Word, ...]
+
+
+@dataclass(frozen=True)
 class PlayoutMark:
     """The audio queued before the mark `label` has left the output."""
 
     label: str
 
 
-PlayoutEvent = PlayoutStart | PlayoutEnd | PlayoutMark
+PlayoutEvent = PlayoutStart | PlayoutWords | PlayoutEnd | PlayoutMark
 PlayoutListener = Callable[[PlayoutEvent], None]
 
 
@@ -72,8 +86,10 @@ class AudioOutput(Protocol):
     def report_to(self, listener: PlayoutListener) -> None:
         """Report playout events to `listener` from now on."""
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
-        """Queue audio; may wait while the output is full (back-pressure)."""
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
+        """Queue audio, with words to report as their first sample leaves (`cues`, by sample of `pcm`; words
+        with no audio are reported once what is queued before them has left); may wait while the output is
+        full (back-pressure)."""
 
     def end(self, utterance_id: str) -> None:
         """No more audio will come for this utterance."""
@@ -90,6 +106,22 @@ class _Audio:
     utterance_id: str
     pcm: Pcm
     offset: int = 0
+    cues: deque[Cue] = field(default_factory=deque)
+
+    def cued(self, until: int) -> tuple[Word, ...]:
+        """The words whose first sample is before `until`, taken."""
+        words = []
+        while self.cues and self.cues[0][0] < until:
+            words.append(self.cues.popleft()[1])
+        return tuple(words)
+
+
+@dataclass(frozen=True)
+class _Words:
+    """Words written without audio: reported when reached."""
+
+    utterance_id: str
+    words: tuple[Word, ...]
 
 
 @dataclass(frozen=True)
@@ -109,7 +141,7 @@ class PlayoutQueue:
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
         self.fade_samples = fade_samples(sample_rate)
-        self._items: deque[_Audio | _End | _Mark] = deque()
+        self._items: deque[_Audio | _Words | _End | _Mark] = deque()
         self._current: str | None = None
         self._played = 0
         self._fade: Pcm | None = None
@@ -125,10 +157,14 @@ class PlayoutQueue:
         """Nothing is playing or queued: the next frame is silence between utterances."""
         return self._current is None and not self._items and self._fade is None
 
-    def push(self, utterance_id: str, pcm: Pcm) -> None:
+    def push(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
+        """Queue audio, and words to report when the sample each is cued at leaves (at once, with no audio)."""
+        ordered = sorted(cues, key=lambda cue: cue[0])
         if len(pcm):
-            self._items.append(_Audio(utterance_id, pcm))
+            self._items.append(_Audio(utterance_id, pcm, cues=deque(ordered)))
             self.buffered_samples += len(pcm)
+        elif ordered:
+            self._items.append(_Words(utterance_id, tuple(word for _, word in ordered)))
 
     def end(self, utterance_id: str) -> None:
         self._items.append(_End(utterance_id))
@@ -153,10 +189,12 @@ class PlayoutQueue:
         head = self._items[0] if self._items else None
         if isinstance(head, _Audio) and head.utterance_id == utterance_id == self._current:
             self._fade_out(head)
-        kept: deque[_Audio | _End | _Mark] = deque()
+        kept: deque[_Audio | _Words | _End | _Mark] = deque()
         for item in self._items:
             if isinstance(item, _Audio) and item.utterance_id == utterance_id:
                 self.buffered_samples -= len(item.pcm) - item.offset
+            elif isinstance(item, _Words) and item.utterance_id == utterance_id:
+                continue
             else:
                 kept.append(item)
         self._items = kept
@@ -179,6 +217,8 @@ class PlayoutQueue:
             take = min(self.frame_samples - filled, len(item.pcm) - item.offset)
             frame[filled : filled + take] = item.pcm[item.offset : item.offset + take]
             item.offset += take
+            if words := item.cued(item.offset):
+                events.append(PlayoutWords(item.utterance_id, words))
             filled += take
             self._played += take
             self.buffered_samples -= take
@@ -189,8 +229,9 @@ class PlayoutQueue:
         return frame, events
 
     def next_chunk(self) -> tuple[Pcm | None, list[PlayoutEvent]]:
-        """The next queued piece whole: an end or a mark alone, or one chunk of audio as it was written
-        (after its utterance's start when it is the first). (None, []) when nothing is queued.
+        """The next queued piece whole: an end, a mark or words alone, or one chunk of audio as it was
+        written (after its utterance's start when it is the first; before the words it carries, which the
+        consumer reports once it has sent the chunk). (None, []) when nothing is queued.
 
         A consumer of chunks sends them whole and stops at a cut: no fade follows it.
         """
@@ -204,6 +245,8 @@ class PlayoutQueue:
         pcm = item.pcm[item.offset :]
         self._played += len(pcm)
         self.buffered_samples -= len(pcm)
+        if words := item.cued(len(item.pcm)):
+            events.append(PlayoutWords(item.utterance_id, words))
         return pcm, events
 
     def _entered(self, item: _Audio) -> list[PlayoutEvent]:
@@ -213,9 +256,11 @@ class PlayoutQueue:
         self._current, self._played = item.utterance_id, 0
         return [PlayoutStart(item.utterance_id)]
 
-    def _passed(self, item: _End | _Mark) -> PlayoutEvent:
+    def _passed(self, item: _Words | _End | _Mark) -> PlayoutEvent:
         if isinstance(item, _Mark):
             return PlayoutMark(item.label)
+        if isinstance(item, _Words):
+            return PlayoutWords(item.utterance_id, item.words)
         ended = PlayoutEnd(item.utterance_id, self._played)
         self._current, self._played = None, 0
         return ended

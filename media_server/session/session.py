@@ -10,6 +10,10 @@ Utterances are played one after another by the session's player task, which
 streams each from the engine into the output. The output reports what
 actually left it (`output.py`'s playout events), so `audio_start`, `done` and
 the `played_ms` of a `cancelled` utterance describe what the listener got.
+Each chunk's word timings are written with it, in the utterance's time (its
+segments one after another), and come back as `words` events when their
+first sample leaves; a `cancelled` utterance's `spoken_text` is the words
+that had played whole.
 This module alone turns errors into `error` events (`error_event`); their messages are cut
 to `MAX_EVENT_MESSAGE_CHARS`, so an error quoting a client's value never
 makes an event larger than the message that caused it.
@@ -28,13 +32,23 @@ from typing import Protocol
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
 from media_server.engine.seam import Engine
-from media_server.engine.types import Priority, RequestTimings, SynthesisRequest
+from media_server.engine.types import AudioChunk, Priority, RequestTimings, SynthesisRequest
 from media_server.errors import Busy, InvalidRequest, MediaServerError, NothingToSpeak, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.ratelimit import MessageRate
 from media_server.session.commands import Append, Cancel, Command, Flush, Speak, new_utterance_id, parse_command
-from media_server.session.events import AudioStart, Cancelled, Done, Ended, Error, EventSink, Started
-from media_server.session.output import AudioOutput, PlayoutEnd, PlayoutEvent, PlayoutStart
+from media_server.session.events import (
+    AudioStart,
+    Cancelled,
+    Done,
+    Ended,
+    Error,
+    EventSink,
+    Started,
+    Word,
+    Words,
+)
+from media_server.session.output import AudioOutput, Cue, PlayoutEnd, PlayoutEvent, PlayoutStart, PlayoutWords
 from media_server.text.segmenter import Segmenter, SegmenterPolicy
 
 log = logging.getLogger(__name__)
@@ -93,6 +107,14 @@ class Utterance:
     first_sent_at: float | None = None
     played_out_at: float = 0.0
     """When the audio written so far will have played, if playout started when it was written."""
+    written_s: float = 0.0
+    """Seconds of the utterance's audio written so far (its segments back to back)."""
+    words: list[Word] = field(default_factory=list)
+    """Its words written so far, in the utterance's time."""
+
+    def spoken_text(self, played_ms: int) -> str:
+        """The words that had played whole after `played_ms`."""
+        return " ".join(word.word for word in self.words if word.end_ms <= played_ms)
 
     def wrote(self, seconds: float, now: float) -> None:
         self.played_out_at = max(self.played_out_at, now) + seconds
@@ -230,6 +252,8 @@ class Session:
         match playout:
             case PlayoutStart(utterance_id=utterance_id) if utterance_id in self._live:
                 self._audio_started(self._live[utterance_id])
+            case PlayoutWords(utterance_id=utterance_id) if utterance_id in self._live:
+                self._emit(Words(id=utterance_id, words=playout.words))
             case PlayoutEnd(utterance_id=utterance_id) if utterance_id in self._live:
                 self._ended(self._live[utterance_id], playout.played_samples)
 
@@ -268,7 +292,7 @@ class Session:
                 f"over the limit of {self._limits.max_text_chars}"
             )
         if self._open is None:
-            self._open = self._admit(new_utterance_id(), command.voice, 1.0)
+            self._open = self._admit(new_utterance_id(), command.voice, command.speed)
         for segment in self._segmenter.append(command.text):
             self._open.add_text(segment)
 
@@ -290,12 +314,16 @@ class Session:
             self._queue.get_nowait()
         self._segmenter.flush()
         self._open = None
-        cancelled: list[str | None] = [*self._live] or [None]
+        cancelled: list[Utterance | None] = [*self._live.values()] or [None]
         self._live.clear()
         self._idle.set()
-        for utterance_id in cancelled:
-            played = played_samples if utterance_id == cut_id else 0
-            self._emit(Cancelled(id=utterance_id, played_ms=played * 1000 // self._output.sample_rate))
+        for utterance in cancelled:
+            if utterance is None:
+                self._emit(Cancelled(id=None, played_ms=0))
+                continue
+            played = played_samples if utterance.id == cut_id else 0
+            played_ms = played * 1000 // self._output.sample_rate
+            self._emit(Cancelled(id=utterance.id, played_ms=played_ms, spoken_text=utterance.spoken_text(played_ms)))
         for actions in self._after.values():
             for action in actions:
                 action()
@@ -337,14 +365,18 @@ class Session:
                     if utterance.timings is None:
                         utterance.timings = chunks.timings
                         self._emit(Started(id=utterance.id, voice=chunks.voice.id, language=chunks.language))
+                    segment_at_s = utterance.written_s
                     async for chunk in chunks:
                         now = time.monotonic()
                         if last_chunk_at is not None and self._observer is not None:
                             self._observer.observe_chunk_gap(self.route, now - last_chunk_at)
                         last_chunk_at = now
-                        utterance.wrote(chunk.duration_s, now)
                         resampler = resampler or Resampler(chunk.sample_rate, output.sample_rate)
-                        await output.write(utterance.id, resampler.process(chunk.pcm))
+                        pcm = resampler.process(chunk.pcm)
+                        cues = self._cues(utterance, chunk, segment_at_s, len(pcm))
+                        utterance.wrote(chunk.duration_s, now)
+                        utterance.written_s += chunk.duration_s
+                        await output.write(utterance.id, pcm, cues)
             if utterance.timings is None:
                 raise NothingToSpeak("text: the utterance had no letter or digit to speak")
         except MediaServerError as exc:
@@ -355,6 +387,22 @@ class Session:
             if resampler is not None:
                 await output.write(utterance.id, resampler.flush())
         output.end(utterance.id)
+
+    def _cues(self, utterance: Utterance, chunk: AudioChunk, segment_at_s: float, samples: int) -> list[Cue]:
+        """The chunk's words in the utterance's time, each cued at the sample of the written audio it starts at."""
+        cues: list[Cue] = []
+        chunk_at_s = utterance.written_s - segment_at_s
+        for timing in chunk.words:
+            word = Word(
+                word=timing.word,
+                start_ms=round((segment_at_s + timing.start_s) * 1000),
+                end_ms=round((segment_at_s + timing.end_s) * 1000),
+                estimated=timing.estimated,
+            )
+            utterance.words.append(word)
+            at = round((timing.start_s - chunk_at_s) * self._output.sample_rate)
+            cues.append((min(max(at, 0), max(samples - 1, 0)), word))
+        return cues
 
     def _log_breakdown(self, utterance: Utterance, now: float, audio_s: float) -> None:
         timings = utterance.timings or RequestTimings()

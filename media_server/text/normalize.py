@@ -32,6 +32,12 @@ Documented choices:
   commas), in numbers with a leading zero ("007"), and in runs of ten or more
   digits (grouped in threes, the last group taking up to four).
 
+Alignment. `normalize_aligned` also says where each character of the
+normalized text came from (`Normalized.origin`): a reading maps to the whole
+written form it replaced ("three dollars and fifty cents" to "$3.50"), so
+word timings of the spoken text can be given for the words of the text as
+written.
+
 Streaming. `normalize` is a pure function of its input and never fails on a
 fragment: a number cut in half is read as the two numbers it looks like
 ("1,0" + "00" reads "one,zero" and "zero zero", "$3." reads "three dollars.").
@@ -49,7 +55,7 @@ from functools import cache
 
 from num2words import CONVERTER_CLASSES, num2words
 
-__all__ = ["normalize"]
+__all__ = ["Normalized", "normalize", "normalize_aligned"]
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
@@ -229,15 +235,103 @@ class _Speaker:
 
 def normalize(text: str, language: str = "en") -> str:
     """`text` with written forms spelled out as words for `language` (ISO 639-1, "auto" = English)."""
-    body = text.strip()
-    if not body:
-        return text
-    for pattern, replace in _rules(_num2words_language(language)):
-        body = pattern.sub(replace, body)
-    body = re.sub(r" +(?=[.,!?;:)])", "", re.sub(r"[ \t]{2,}", " ", body)).strip()
+    return normalize_aligned(text, language).text
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Normalized text, and for each of its characters the span of the original text it came from."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def origin(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that the normalized characters `start:end` came from."""
+        if start >= end:
+            return self.starts[start], self.starts[start]
+        return min(self.starts[start:end]), max(self.ends[start:end])
+
+
+class _Tracked:
+    """Text being rewritten, with each character's original span (built lazily: most rules match nothing)."""
+
+    def __init__(self, text: str, offset: int) -> None:
+        self.text = text
+        self._offset = offset
+        self._starts: list[int] | None = None
+        self._ends: list[int] | None = None
+
+    def sub(self, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str] | str) -> None:
+        pieces: list[tuple[int, int, str]] = []
+
+        def record(match: re.Match[str]) -> str:
+            reading = replace(match) if callable(replace) else match.expand(replace)
+            pieces.append((match.start(), match.end(), reading))
+            return reading
+
+        rewritten = pattern.sub(record, self.text)
+        if not pieces:
+            return
+        starts, ends = self._spans()
+        new_starts: list[int] = []
+        new_ends: list[int] = []
+        done = 0
+        for start, end, reading in pieces:
+            new_starts += starts[done:start]
+            new_ends += ends[done:start]
+            if start < end:
+                span = (min(starts[start:end]), max(ends[start:end]))
+            else:  # an insertion: it belongs where it was inserted
+                at = starts[start] if start < len(starts) else (ends[-1] if ends else self._offset)
+                span = (at, at)
+            new_starts += [span[0]] * len(reading)
+            new_ends += [span[1]] * len(reading)
+            done = end
+        new_starts += starts[done:]
+        new_ends += ends[done:]
+        self.text, self._starts, self._ends = rewritten, new_starts, new_ends
+
+    def _spans(self) -> tuple[list[int], list[int]]:
+        if self._starts is None or self._ends is None:
+            self._starts = [self._offset + i for i in range(len(self.text))]
+            self._ends = [self._offset + i + 1 for i in range(len(self.text))]
+        return self._starts, self._ends
+
+    def strip(self) -> None:
+        starts, ends = self._spans()
+        lead = len(self.text) - len(self.text.lstrip())
+        keep = len(self.text.rstrip()) if self.text.strip() else lead
+        self.text, self._starts, self._ends = self.text[lead:keep], starts[lead:keep], ends[lead:keep]
+
+    def around(self, lead: str, trail: str, text_end: int) -> Normalized:
+        """The result, with `lead` and `trail` whitespace (the original's first and last characters) kept."""
+        starts, ends = self._spans()
+        lead_spans = list(range(len(lead)))
+        trail_spans = list(range(text_end - len(trail), text_end))
+        return Normalized(
+            text=f"{lead}{self.text}{trail}",
+            starts=(*lead_spans, *starts, *trail_spans),
+            ends=(*(i + 1 for i in lead_spans), *ends, *(i + 1 for i in trail_spans)),
+        )
+
+
+_SPACE_RUNS = re.compile(r"[ \t]{2,}")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" +(?=[.,!?;:)])")
+
+
+def normalize_aligned(text: str, language: str = "en") -> Normalized:
+    """`normalize(text, language)`, with the original span of each character of the result."""
     lead = text[: len(text) - len(text.lstrip())]
-    trail = text[len(text.rstrip()) :]
-    return f"{lead}{body}{trail}"
+    trail = text[len(text.rstrip()) :] if text.strip() else ""
+    body = _Tracked(text.strip(), len(lead))
+    if body.text:
+        for pattern, replace in _rules(_num2words_language(language)):
+            body.sub(pattern, replace)
+        body.sub(_SPACE_RUNS, " ")
+        body.sub(_SPACE_BEFORE_PUNCTUATION, "")
+        body.strip()
+    return body.around(lead, trail, len(text))
 
 
 def _num2words_language(language: str) -> str:

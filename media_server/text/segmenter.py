@@ -104,3 +104,22 @@ def split_text(text: str, policy: SegmenterPolicy | None = None) -> list[str]:
     """Segments of a whole text, as the incremental segmenter would release them."""
     segmenter = Segmenter(policy)
     return segmenter.append(text) + segmenter.flush()
+
+
+def split_text_located(text: str, policy: SegmenterPolicy | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """`split_text`, each segment with where each of its words starts in `text`.
+
+    Segments are the text's own characters in order with whitespace collapsed, so
+    each word is found right after the previous one, past any whitespace.
+    """
+    located: list[tuple[str, tuple[int, ...]]] = []
+    cursor = 0
+    for segment in split_text(text, policy):
+        starts: list[int] = []
+        for word in segment.split(" "):
+            while cursor < len(text) and text[cursor].isspace():
+                cursor += 1
+            starts.append(cursor)
+            cursor += len(word)
+        located.append((segment, tuple(starts)))
+    return located

@@ -3,8 +3,8 @@
 Its audio waits in a `PlayoutQueue` (the same queue the WebRTC track plays
 from), pulled chunk by chunk by one sender task that also sends the
 protocol's text messages, so everything leaves in order: an utterance's
-`audio_start` precedes its first audio bytes and its `done` follows its last
-ones. `send_now` sends a text before any queued audio (events);
+`audio_start` precedes its first audio bytes, the `words` a chunk starts
+follow its bytes, and its `done` follows its last ones. `send_now` sends a text before any queued audio (events);
 `after_audio` queues one behind the audio queued so far (a mark in the
 queue). `write` waits while `max_items` pieces are queued and the sender
 itself waits on the socket's flow control, so a client that stops reading
@@ -27,18 +27,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from media_server.audio.codecs import StreamEncoder
 from media_server.audio.pcm import Pcm
 from media_server.session.output import (
+    Cue,
     PlayoutEvent,
     PlayoutListener,
     PlayoutMark,
     PlayoutQueue,
     PlayoutStart,
+    PlayoutWords,
     no_listener,
 )
 
@@ -100,6 +102,7 @@ class SocketOutput:
         self._unsent_text_bytes = 0
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
+        self._drained = asyncio.Event()
         self._sending: str | None = None
         """The utterance whose audio the sender is sending; None once it is cut."""
         self._clock_start: float | None = None
@@ -115,28 +118,32 @@ class SocketOutput:
     def report_to(self, listener: PlayoutListener) -> None:
         self._listener = listener
 
-    async def write(self, utterance_id: str, pcm: Pcm) -> None:
+    async def write(self, utterance_id: str, pcm: Pcm, cues: Sequence[Cue] = ()) -> None:
         while len(self._queue) >= self._max_items:
             self._room.clear()
             await self._room.wait()
-        self._queue.push(utterance_id, pcm)
+        self._queue.push(utterance_id, pcm, cues)
         self._changed.set()
+        self._drained.clear()
 
     def end(self, utterance_id: str) -> None:
         self._queue.end(utterance_id)
         self._changed.set()
+        self._drained.clear()
 
     def after_audio(self, text: str) -> None:
         """Send `text` once the audio queued so far has been sent."""
         if self._admit_text(text):
             self._queue.mark(text)
             self._changed.set()
+            self._drained.clear()
 
     def send_now(self, text: str) -> None:
         """Send `text` before any queued audio (protocol events)."""
         if self._admit_text(text):
             self._urgent.append(text)
             self._changed.set()
+            self._drained.clear()
 
     def clear(self) -> tuple[str | None, int]:
         cut_id, played = self._queue.clear()
@@ -151,6 +158,16 @@ class SocketOutput:
         if self._sending == utterance_id:
             self._sending, self._remainder = None, b""  # stops its frames mid-send, as `clear` does
         self._room.set()
+
+    async def drained(self) -> None:
+        """Return once everything queued so far has been sent (or the output gave up on its client)."""
+        waiting = asyncio.create_task(self._drained.wait(), name="socket-output-drained")
+        try:
+            await asyncio.wait((waiting, self._sender), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
 
     async def close(self) -> None:
         self._sender.cancel()
@@ -199,14 +216,19 @@ class SocketOutput:
             if pcm is None and not events:
                 self._starved = self._sending is not None
                 self._changed.clear()
+                self._drained.set()
                 await self._changed.wait()
                 continue
             if len(self._queue) < self._max_items:
                 self._room.set()
             for event in events:
-                await self._passed(event)
+                if not isinstance(event, PlayoutWords):
+                    await self._passed(event)
             if pcm is not None and self._sending is not None:
                 await self._send_pcm(self._sending, pcm)
+            for event in events:  # words go once the audio that starts them has
+                if isinstance(event, PlayoutWords) and (pcm is None or self._sending == event.utterance_id):
+                    self._listener(event)
 
     async def _passed(self, event: PlayoutEvent) -> None:
         if isinstance(event, PlayoutMark):

@@ -117,13 +117,13 @@ async def test_a_websocket_reader_that_stops_reading_is_parked(faulty: RunningSe
 
 
 async def ws_events(url: str, text: str) -> list[dict[str, Any]]:
-    """The events of one utterance spoken over a WebSocket, up to its `done` or `error`."""
+    """The events of one utterance spoken over a WebSocket, up to its `done` or `error` (its `words` left out)."""
     events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as http, http.ws_connect(url + "/ws/tts") as ws:
         await ws.send_json({"type": "speak", "text": text, "id": "u"})
         async with asyncio.timeout(30):
             async for message in ws:
-                if message.type == aiohttp.WSMsgType.TEXT:
+                if message.type == aiohttp.WSMsgType.TEXT and json.loads(message.data)["type"] != "words":
                     events.append(json.loads(message.data))
                     if events[-1]["type"] in ("done", "error"):
                         break

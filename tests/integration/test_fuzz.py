@@ -43,7 +43,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-EVENT_TYPES = {"started", "audio_start", "done", "cancelled", "error"}
+EVENT_TYPES = {"started", "audio_start", "words", "done", "cancelled", "error"}
 REPLY_TIMEOUT_S = 20.0
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)

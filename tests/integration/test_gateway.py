@@ -87,9 +87,12 @@ async def test_webrtc_speech_through_the_gateway(gateway: RunningServer) -> None
     peer = SpeechClient(gateway.url)
     try:
         await peer.connect()
-        sent_at = peer.send({"type": "speak", "text": "Hello from the worker, through the gateway.", "id": "w1"})
+        text = "Hello from the worker, through the gateway."
+        sent_at = peer.send({"type": "speak", "text": text, "id": "w1"})
         _, done = await peer.wait_event("done", "w1")
         assert done["audio_ms"] > 1000
+        said = [w["word"] for _, ev in peer.received.events if ev["type"] == "words" for w in ev["words"]]
+        assert said == text.split()  # word timings cross the worker's wire
         assert len(peer.received.audible(since=sent_at)) * 20 > 1000
     finally:
         await peer.close()

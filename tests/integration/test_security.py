@@ -345,3 +345,31 @@ async def test_the_client_is_the_address_the_trusted_proxy_saw(limited: RunningS
 async def test_open_routes_are_not_rate_limited(limited: RunningServer) -> None:
     for _ in range(5):
         assert (await status_and_error(limited.url + "/healthz", headers=forwarded("203.0.113.30")))[0] == 200
+
+
+CARTESIA_PCM = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 16000}
+
+
+async def cartesia_ends_with(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """The type of the message that ended the context: `done` or `error`."""
+    async for message in ws:
+        kind = json.loads(message.data)["type"] if message.type == aiohttp.WSMsgType.TEXT else ""
+        if kind in ("done", "error"):
+            return str(kind)
+    return "closed"
+
+
+@pytest.mark.asyncio
+async def test_cartesia_clients_key_in_x_api_key_or_the_query(locked: RunningServer) -> None:
+    ws_url = locked.url + "/tts/websocket"
+    assert await handshake_status(ws_url, {"X-API-Key": "wrong-key"}) == 401
+    body = {"context_id": "k", "transcript": "Let me in.", "output_format": CARTESIA_PCM}
+    async with aiohttp.ClientSession() as http:
+        for headers, url in (({"X-API-Key": "beta-key"}, ws_url), ({}, ws_url + "?api_key=alpha-key")):
+            async with http.ws_connect(url, headers=headers) as ws:
+                await ws.send_json(body)
+                assert await cartesia_ends_with(ws) == "done"
+        async with http.post(locked.url + "/tts/bytes", json=body, headers={"X-API-Key": "alpha-key"}) as resp:
+            assert resp.status == 200 and len(await resp.read()) > 0
+        async with http.post(locked.url + "/tts/bytes", json=body, headers={"X-API-Key": "nope"}) as resp:
+            assert resp.status == 401

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from media_server.engine.cache import AudioCache, CacheKey, CacheStats
-from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
+from media_server.engine.types import SamplingParams, Speech, SynthesisRequest, Voice, WordTiming
 
 RATE = 22050
 
@@ -18,22 +18,24 @@ def key(text: str = "hello", backend: str = "piper", sampling: SamplingParams | 
     return CacheKey(text, "joe", "en", 1.0, sampling or SamplingParams(), backend)
 
 
-def chunk(samples: int, value: int = 1) -> Pcm:
-    return np.full(samples, value, dtype=np.int16)
+def chunk(samples: int, value: int = 1, words: tuple[WordTiming, ...] = ()) -> Speech:
+    return Speech(np.full(samples, value, dtype=np.int16), words)
 
 
 def test_a_stored_utterance_comes_back_read_only_and_unaliased() -> None:
     cache = AudioCache(max_bytes=10_000, deterministic_backends={"piper"})
-    first, second = chunk(100, 3), chunk(50, 4)
+    said = (WordTiming("hello", 0.0, 0.2),)
+    first, second = chunk(100, 3, said), chunk(50, 4)
     assert cache.put(key(), [first, second], RATE)
-    first[:] = 9
+    first.pcm[:] = 9
     audio = cache.get(key())
     assert audio is not None
     assert audio.sample_rate == RATE
-    assert [c.tolist() for c in audio.chunks] == [[3] * 100, [4] * 50]
+    assert [c.pcm.tolist() for c in audio.chunks] == [[3] * 100, [4] * 50]
+    assert [c.words for c in audio.chunks] == [said, ()]
     assert audio.nbytes == 300
     with pytest.raises(ValueError, match="read-only"):
-        audio.chunks[0][0] = 1
+        audio.chunks[0].pcm[0] = 1
 
 
 def test_keys_cover_everything_that_shapes_the_audio() -> None:

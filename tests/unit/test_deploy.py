@@ -211,3 +211,56 @@ def test_engine_cpus_gpu_pins_to_the_cpus_local_to_the_gpu(tmp_path: Path) -> No
     local = devices[0].read_text().strip()
     result = run_gpu_prep(tmp_path, affinity_command(), env={"ENGINE_CPUS": "gpu", "FAKE_BUS": bus})
     assert f"gpu-prep: pinned to CPUs {local}" in result.stderr.splitlines()
+
+
+def kuberay(name: str) -> dict[str, Any]:
+    return load_yaml(f"deploy/kuberay/{name}")
+
+
+def test_the_rayservice_serves_the_engine_application_by_rays_own_schema() -> None:
+    pytest.importorskip("ray")
+    from ray.serve.schema import ServeDeploySchema
+
+    from media_server.gateway.ray import cluster
+
+    service = kuberay("engine-rayservice.yaml")
+    assert service["kind"] == "RayService" and service["apiVersion"] == "ray.io/v1"
+    config = ServeDeploySchema.model_validate(yaml.safe_load(service["spec"]["serveConfigV2"]))
+    (app,) = config.applications
+    assert app.name == cluster.ENGINE_APP
+    module, _, attribute = app.import_path.partition(":")
+    assert module == cluster.__name__ and getattr(cluster, attribute) is cluster.app_from_env
+    (deployment,) = app.deployments
+    assert deployment.name == cluster.ENGINE_DEPLOYMENT
+    assert deployment.ray_actor_options.num_gpus == 1  # one Qwen3-TTS replica per GPU
+    assert service["spec"]["rayClusterConfig"]["rayVersion"] == __import__("ray").__version__
+    env = app.runtime_env["env_vars"]
+    assert env["TTS_BACKEND"] == "qwen" and env["QWEN_DEVICE"] == "cuda"
+
+
+def test_gateways_join_the_engine_cluster_as_cpu_less_nodes_on_the_host_network() -> None:
+    service = kuberay("engine-rayservice.yaml")
+    gateway = kuberay("gateway-deployment.yaml")
+    assert gateway["kind"] == "Deployment"
+    pod = gateway["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    (container,) = pod["containers"]
+    env = {entry["name"]: entry.get("value") for entry in container["env"]}
+    assert env["MODE"] == "ray"
+    assert env["RAY_ADDRESS"] == f"{service['metadata']['name']}-head-svc:6379"  # KubeRay's head service
+    assert "--num-cpus=0" in container["args"][0] and "exec media-server serve" in container["args"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_ray_compose_file_has_a_head_engines_and_gateways_by_profile() -> None:
+    compose = load_yaml("compose.ray.yaml")
+    services = compose["services"]
+    assert {name: service["profiles"] for name, service in services.items()} == {
+        "head": ["head"],
+        "engine": ["engine"],
+        "gateway": ["gateway"],
+    }
+    assert "--head" in services["head"]["command"] and "--num-cpus=0" in services["head"]["command"]
+    assert services["engine"]["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 1
+    assert services["gateway"]["environment"]["MODE"] == "ray"
+    assert "--num-cpus=0" in services["gateway"]["command"][-1]

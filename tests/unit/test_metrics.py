@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from media_server.engine.types import EngineStats, Priority
+from media_server.engine.types import EngineStats, Priority, ReplicaFigures
 from media_server.observability.metrics import (
     CLIENT_CLOSED_STATUS,
     SESSION_ROUTES,
@@ -41,6 +41,12 @@ STATS = EngineStats(
     audio_s=12.5,
     busy_s=2.5,
     cache_bytes=4096,
+    late_chunks=2,
+    failovers=1,
+    replicas=(
+        ReplicaFigures("r1", "node-a", True, 1, 3, 1, 2, 1.5),
+        ReplicaFigures("r2", "node-b", True, 1, 2, 0, 0, 1.8),
+    ),
 )
 
 
@@ -226,6 +232,9 @@ EXPECTED_FAMILIES = {
         "media_server_underruns",
         "media_server_underrun_seconds",
         "media_server_track_resyncs",
+        "media_server_engine_late_chunks",
+        "media_server_engine_failovers",
+        "media_server_replica_late_chunks",
     },
     "gauge": {
         "media_server_cache_bytes",
@@ -242,6 +251,11 @@ EXPECTED_FAMILIES = {
         "media_server_peers",
         "media_server_calls",
         "media_server_event_loop_tasks",
+        "media_server_replica_ready",
+        "media_server_replica_active_requests",
+        "media_server_replica_queued_requests",
+        "media_server_replica_queued_batch_requests",
+        "media_server_replica_slack_seconds",
     },
     "histogram": {
         "media_server_ttfa_seconds",
@@ -253,6 +267,16 @@ EXPECTED_FAMILIES = {
         "media_server_track_lag_seconds",
     },
 }
+
+
+def test_each_replica_has_its_own_figures() -> None:
+    scraped = scrape(Metrics(engine_stats=lambda: STATS, live_peers=lambda: 0))
+    queued = {sample.labels["replica"]: sample for sample in scraped["media_server_replica_queued_requests"].samples}
+    assert {name: sample.value for name, sample in queued.items()} == {"r1": 3, "r2": 2}
+    assert queued["r1"].labels["node"] == "node-a"
+    slack = [sample.value for sample in scraped["media_server_replica_slack_seconds"].samples]
+    assert slack == [1.5, 1.8]
+    assert scraped["media_server_engine_failovers"].samples[0].value == 1
 
 
 def test_names_follow_prometheus_conventions() -> None:

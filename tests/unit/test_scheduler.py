@@ -7,6 +7,7 @@ policy fails here exactly, not as a timing assert in an end-to-end test.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from media_server.engine.cache import AudioCache
 from media_server.engine.pipeline import RequestPipeline
 from media_server.engine.run_queue import REFILL_MARGIN_S
 from media_server.engine.scheduler import Scheduler, StepResult
-from media_server.engine.types import Pcm, Priority, SynthesisRequest, Voice
+from media_server.engine.types import Pcm, Priority, Speech, SynthesisRequest, Voice, WordTiming
+from media_server.engine.words import WordSpan
 from media_server.errors import Busy
 
 RATE = 1000
@@ -63,6 +65,16 @@ class FakeBackend:
         self.stepped.extend(sequence.name for sequence in sequences)
         return [sequence.script.pop(0) if sequence.script else None for sequence in sequences]
 
+    def words(self, sequence: FakeSequence) -> list[WordSpan]:
+        """The last step said the text's next word (each step's audio one word, as far as the text has words)."""
+        script = self.scripts[sequence.name]
+        index = len(script) - len(sequence.script) - 1
+        words = list(re.finditer(r"\S+", sequence.name))
+        if index >= len(words):
+            return []
+        start = sum(len(pcm) for pcm in script[:index])
+        return [WordSpan(words[index].start(), words[index].end(), start, start + len(script[index]))]
+
     def lead_s(self, sequence: FakeSequence) -> float:
         return 0.0
 
@@ -73,8 +85,15 @@ class FakeBackend:
 class Unfinished:
     """Leaves each step's audio as it is: the audio finishing (trim, gain) is not under test here."""
 
+    def __init__(self) -> None:
+        self.emitted_until = 0
+
     def process(self, pcm: Pcm) -> Pcm:
+        self.emitted_until += len(pcm)
         return pcm
+
+    def output_position(self, sample: int) -> float:
+        return float(sample)
 
 
 @dataclass
@@ -179,9 +198,25 @@ def test_a_cache_hit_is_answered_at_once_without_a_step() -> None:
     again = h.received["phrase"]
     assert len(again) == len(first) == 3 and again[-1] is None
     assert all(
-        isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+        isinstance(a, Speech) and isinstance(b, Speech) and np.array_equal(a.pcm, b.pcm)
         for a, b in zip(again[:-1], first[:-1], strict=True)
     )
+
+
+def test_each_word_comes_with_the_audio_that_starts_it_and_again_from_the_cache() -> None:
+    h = harness({"one two six": [audio(0.3), audio(0.2), audio(0.4)]})
+    h.submit("one two six")
+    h.run(4)
+    first = h.received.pop("one two six")
+    expected = [
+        (WordTiming("one", 0.0, 0.3),),
+        (WordTiming("two", 0.3, 0.5),),
+        (WordTiming("six", 0.5, 0.9),),
+    ]
+    assert [result.words for result in first if isinstance(result, Speech)] == expected
+    h.submit("one two six")
+    h.run(1)
+    assert [result.words for result in h.received["one two six"] if isinstance(result, Speech)] == expected
 
 
 def test_a_full_queue_refuses_at_once() -> None:
@@ -211,3 +246,13 @@ def test_the_estimate_counts_the_new_utterances_waiting_ahead() -> None:
     alone = h.scheduler.estimate_first_audio_s()
     h.submit("b")
     assert h.scheduler.estimate_first_audio_s() > alone
+
+
+def test_audio_made_after_its_listener_ran_dry_counts_as_late() -> None:
+    h = harness({"fresh": [audio(1.0), audio(1.0)], "overdue": [audio(0.5)], "file": [audio(0.5)]})
+    h.submit("fresh")
+    h.submit("overdue", deadline=time.monotonic() - 1.0)  # continues an utterance whose audio has run out
+    h.submit("file", Priority.BATCH, deadline=time.monotonic() - 1.0)  # nobody listens to a batch request
+    h.run(10)
+    assert len(h.received["fresh"]) == 3 and len(h.received["overdue"]) == 2  # audio, audio, end; audio, end
+    assert h.scheduler.counters.late == 1

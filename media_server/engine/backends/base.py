@@ -7,7 +7,10 @@ on batches of open sequences: each step does one unit of model work for every
 sequence in the batch (a bounded run of Piper's stages, one codec frame for an
 autoregressive model) and returns the PCM each one made. A sequence that is
 finished returns None; the scheduler then `close`s it, as it does at once for
-a cancelled one, freeing its slot at the step boundary.
+a cancelled one, freeing its slot at the step boundary. After each step the
+scheduler asks for the words the backend has timed since (`words`): spans of
+the request's text with the samples of its output that say them, measured
+(Piper's durations) or estimated.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 from media_server.engine.types import Pcm, SynthesisRequest, Voice
+from media_server.engine.words import WordSpan
 
 S = TypeVar("S")
 
@@ -48,6 +52,10 @@ class Backend(Protocol[S]):
 
     def lead_s(self, sequence: S) -> float:
         """Step time the sequence needs before its next audio, estimated (the scheduler starts it that early)."""
+
+    def words(self, sequence: S) -> list[WordSpan]:
+        """The words of the request's text timed since the last call, in order (samples counted from the
+        sequence's first); asked after every step. A word's start is released with audio once both are known."""
 
     def close(self, sequence: S) -> None:
         """Release what the sequence holds."""

@@ -143,3 +143,18 @@ def test_instructions_describe_a_designed_voice(
     calm = codes("A calm, low voice.")
     np.testing.assert_array_equal(codes("A calm, low voice."), calm)
     assert not np.array_equal(codes("A bright, quick voice."), calm)
+
+
+def test_each_segments_words_are_estimated_in_its_audio_once_it_ends(backend: QwenBackend) -> None:
+    text = "Good morning, everyone. The meeting starts at nine."
+    sequence = backend.open(SynthesisRequest(text=text, sampling=SamplingParams(seed=1)), backend.voices()[0])
+    total = 0
+    spans = []
+    while (pcm := backend.step([sequence])[0]) is not None:
+        total += len(pcm)
+        spans += backend.words(sequence)
+    spans += backend.words(sequence)
+    assert [text[span.start_char : span.end_char] for span in spans] == text.split()
+    assert all(span.estimated for span in spans)
+    assert all(a.end_sample <= b.start_sample for a, b in zip(spans, spans[1:], strict=False))
+    assert spans[0].start_sample == 0 and spans[-1].end_sample <= total

@@ -15,6 +15,8 @@ from media_server.session.events import (
     Error,
     SessionEvent,
     Started,
+    Word,
+    Words,
     json_sink,
     to_json,
 )
@@ -26,8 +28,16 @@ from media_server.session.events import (
         (Started("u1", "joe", "en"), '{"type": "started", "id": "u1", "voice": "joe", "language": "en"}'),
         (AudioStart("u1", 31.5), '{"type": "audio_start", "id": "u1", "ttfa_ms": 31.5}'),
         (Done("u1", 2400), '{"type": "done", "id": "u1", "audio_ms": 2400}'),
-        (Cancelled("u1", 380), '{"type": "cancelled", "id": "u1", "played_ms": 380}'),
-        (Cancelled(None, 0), '{"type": "cancelled", "id": null, "played_ms": 0}'),
+        (
+            Cancelled("u1", 380, "Hello there"),
+            '{"type": "cancelled", "id": "u1", "played_ms": 380, "spoken_text": "Hello there"}',
+        ),
+        (Cancelled(None, 0), '{"type": "cancelled", "id": null, "played_ms": 0, "spoken_text": ""}'),
+        (
+            Words("u1", (Word("$3.50", 0, 910), Word("each", 930, 1200, estimated=True))),
+            '{"type": "words", "id": "u1", "words": [{"word": "$3.50", "start_ms": 0, "end_ms": 910}, '
+            '{"word": "each", "start_ms": 930, "end_ms": 1200, "estimated": true}]}',
+        ),
         (
             Error("invalid_request", "text: must not be empty"),
             '{"type": "error", "code": "invalid_request", "message": "text: must not be empty"}',

@@ -6,7 +6,15 @@ import numpy as np
 
 from media_server.audio.constants import FRAME_SAMPLES
 from media_server.audio.pcm import Pcm
-from media_server.session.output import PlayoutEnd, PlayoutEvent, PlayoutMark, PlayoutQueue, PlayoutStart
+from media_server.session.events import Word
+from media_server.session.output import (
+    PlayoutEnd,
+    PlayoutEvent,
+    PlayoutMark,
+    PlayoutQueue,
+    PlayoutStart,
+    PlayoutWords,
+)
 
 
 def tone(samples: int, amplitude: int = 10000) -> Pcm:
@@ -150,3 +158,31 @@ def test_marks_come_back_from_frames_too() -> None:
     queue.push("a", tone(FRAME_SAMPLES // 2))
     _, events = queue.next_frame()
     assert events == [PlayoutStart("a"), PlayoutMark("half")]
+
+
+def test_words_are_reported_in_the_frame_that_carries_their_first_sample() -> None:
+    queue = PlayoutQueue()
+    hello, there = Word("Hello", 0, 300), Word("there", 310, 600)
+    queue.push("a", tone(3 * FRAME_SAMPLES), [(0, hello), (FRAME_SAMPLES + 5, there)])
+    queue.push("a", tone(0), [(0, Word("again", 700, 800))])
+    queue.end("a")
+    reported = [[e for e in queue.next_frame()[1] if isinstance(e, PlayoutWords)] for _ in range(4)]
+    assert reported == [
+        [PlayoutWords("a", (hello,))],
+        [PlayoutWords("a", (there,))],
+        [],
+        [PlayoutWords("a", (Word("again", 700, 800),))],
+    ]
+
+
+def test_pulled_in_chunks_words_come_with_the_chunk_and_a_cut_drops_the_rest() -> None:
+    queue = PlayoutQueue()
+    queue.push("a", tone(100), [(50, Word("one", 10, 20)), (0, Word("zero", 0, 5))])
+    queue.push("a", tone(100), [(10, Word("two", 30, 40))])
+    pcm, events = queue.next_chunk()
+    assert pcm is not None and events == [
+        PlayoutStart("a"),
+        PlayoutWords("a", (Word("zero", 0, 5), Word("one", 10, 20))),
+    ]
+    queue.clear()
+    assert queue.next_chunk() == (None, [])

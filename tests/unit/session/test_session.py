@@ -15,7 +15,7 @@ import pytest
 
 from media_server.engine.types import Priority
 from media_server.errors import Busy, MediaServerError
-from media_server.session.events import AudioStart, Cancelled, Done, Ended, Error, SessionEvent, Started
+from media_server.session.events import AudioStart, Cancelled, Done, Ended, Error, SessionEvent, Started, Word, Words
 from media_server.session.session import MAX_EVENT_MESSAGE_CHARS, Session, SessionLimits
 from tests.fakes import CHUNK, RATE, VOICE, FakeEngine, FakeObserver, FakeOutput, until
 
@@ -331,3 +331,34 @@ async def test_close_cancels_every_task_the_session_started_and_stops_counting_i
     assert h.observer.live[ROUTE] == 0
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert all(stream.closed for stream in h.engine.streams)
+
+
+def said(events: list[SessionEvent]) -> list[Word]:
+    return [word for event in events if isinstance(event, Words) for word in event.words]
+
+
+@pytest.mark.asyncio
+async def test_words_come_as_their_chunk_plays_in_the_utterances_time_across_its_segments() -> None:
+    async with running(FakeEngine({"How are you": (CHUNK,) * 3}, timed=True)) as h:
+        h.send(type="append", text="Hello there. How")
+        h.send(type="append", text=" are you")
+        h.send(type="flush")
+        await until(lambda: len(h.output.ended) == 1)
+        assert said(h.events) == []  # written, not played
+        h.output.play(1)
+        assert [word.word for word in said(h.events)] == ["Hello"]
+        h.output.play()
+    chunk_ms = CHUNK * 1000 // RATE
+    assert said(h.events) == [
+        Word(text, n * chunk_ms, (n + 1) * chunk_ms) for n, text in enumerate("Hello there. How are you".split())
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_says_which_words_had_played_whole() -> None:
+    async with running(FakeEngine({"One two three four.": (CHUNK,) * 4}, timed=True)) as h:
+        h.send(type="speak", text="One two three four.", id="u1")
+        await until(lambda: "u1" in h.output.ended)
+        h.output.play(2)
+        h.send(type="cancel")
+    assert h.events[-1] == Cancelled("u1", 2 * CHUNK * 1000 // RATE, "One two")

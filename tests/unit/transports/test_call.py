@@ -152,7 +152,7 @@ async def test_barge_in_stops_the_frames_reports_what_was_sent_and_clears_the_fa
         await until(lambda: "mark after" in on.wire.texts())
         sent = len(on.wire.frames())
     [cancelled] = [event for event in controller.events if event.kind == "cancelled"]
-    assert cancelled.fields() == {"id": "t2", "played_ms": 20 * sent}
+    assert cancelled.fields() == {"id": "t2", "played_ms": 20 * sent, "spoken_text": ""}
     assert on.wire.texts() == ["clear", "mark after"]
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from media_server.audio.codecs import MulawEncoder, PcmEncoder, StreamEncoder
 from media_server.audio.pcm import Pcm
+from media_server.session.events import Word
 from media_server.session.output import PlayoutEnd, PlayoutEvent, PlayoutStart
 from media_server.transports.socket_output import Framing, Patience, SocketOutput
 from tests.fakes import until
@@ -315,3 +316,15 @@ async def test_unsent_texts_past_the_bound_give_up_on_the_client_at_once() -> No
         assert wire.gave_up == ["over 10 bytes of events wait for it to read"]
         output.send_now("more")
         assert len(wire.gave_up) == 1
+
+
+@pytest.mark.asyncio
+async def test_words_are_reported_once_the_chunk_that_starts_them_was_sent() -> None:
+    wire = Wire()
+    async with socket_output(wire) as output:
+        output.report_to(wire.playout)
+        await output.write("u", tone(480), [(100, Word("hi", 5, 20))])
+        output.end("u")
+        await until(lambda: any(isinstance(event, PlayoutEnd) for kind, event in wire.sent if kind == "playout"))
+    kinds = [type(payload).__name__ if kind == "playout" else kind for kind, payload in wire.sent]
+    assert kinds == ["PlayoutStart", "audio", "PlayoutWords", "PlayoutEnd"]

@@ -75,6 +75,7 @@ def test_twilio_messages_carry_the_stream_sid_and_show_every_event_telnyx_only_e
         "streamSid": "MZ1",
         "id": None,
         "played_ms": 0,
+        "spoken_text": "",
     }
     telnyx = StreamsWire(TELNYX, Socket().send_text)
     assert telnyx.event_message(Done("t1", 40)) is None

@@ -27,12 +27,14 @@ from piper import PiperVoice
 from piper.config import PiperConfig
 
 from media_server.config import Settings
+from media_server.engine.backends.piper.alignment import WordPhonemes
 from media_server.engine.backends.piper.costs import UnitCosts
 from media_server.engine.backends.piper.graph import Floats, VoiceStages
 from media_server.engine.backends.piper.sequence import PiperSequence, Voicing
 from media_server.engine.types import Pcm, SynthesisRequest, Voice
+from media_server.engine.words import WordSpan
 from media_server.errors import ConfigError
-from media_server.text.segmenter import SegmenterPolicy, split_text
+from media_server.text.segmenter import SegmenterPolicy, split_text_located
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class PiperBackend:
         self._voice: PiperVoice | None = None
         self._stages: VoiceStages | None = None
         self._config: PiperConfig | None = None
+        self._phonemes: WordPhonemes | None = None
         self._voices: tuple[Voice, ...] = ()
         self._costs = UnitCosts()
 
@@ -78,6 +81,7 @@ class PiperBackend:
         self._stages = VoiceStages(self._model_path, self._threads)
         # The voice object is used for its phonemizer only; the stages do the synthesis.
         self._voice = PiperVoice(session=None, config=config)
+        self._phonemes = WordPhonemes(self._voice.phonemize)
         self._config = config
         language = raw_config.get("language", {})
         code = str(language.get("code", config.espeak_voice)).replace("_", "-")
@@ -103,18 +107,19 @@ class PiperBackend:
         return self._voices
 
     def open(self, request: SynthesisRequest, voice: Voice) -> PiperSequence:
-        config = self._config
-        if config is None:
+        config, phonemes = self._config, self._phonemes
+        if config is None or phonemes is None:
             raise RuntimeError("PiperBackend.open before load")
         voicing = Voicing(
             noise_scale=config.noise_scale,
             length_scale=config.length_scale,
             noise_w=config.noise_w_scale,
             speaker=config.default_speaker_id if config.num_speakers > 1 else None,
+            hop_length=config.hop_length,
             speed=request.speed,
             seed=request.sampling.seed,
         )
-        return PiperSequence(voicing, deque(split_text(request.text, self._policy)))
+        return PiperSequence(voicing, deque(split_text_located(request.text, self._policy)), phonemes)
 
     def step(self, sequences: list[PiperSequence]) -> list[Pcm | None]:
         return [self._advance(sequence) for sequence in sequences]
@@ -122,6 +127,11 @@ class PiperBackend:
     def lead_s(self, sequence: PiperSequence) -> float:
         """Step time `sequence` needs before its next audio (its units up to the next decoder window)."""
         return sum(self._costs.estimate_s(unit) for unit in sequence.units_to_audio())
+
+    def words(self, sequence: PiperSequence) -> list[WordSpan]:
+        """The words timed since the last call: each piece's, as soon as it is encoded (before its audio)."""
+        timed, sequence.timed = sequence.timed, []
+        return timed
 
     def close(self, sequence: PiperSequence) -> None:
         sequence.segments.clear()

@@ -4,7 +4,9 @@ The text's segments are phonemized one at a time into pieces (`pieces.py`); each
 piece is encoded once (`encode`), its frames are sampled from the prior, run through
 the flow a range at a time (`flow`) and decoded a window at a time (`decode`, which
 makes audio). `next_unit` says what the next unit is and how big, so the backend can
-decide whether it still fits the step's budget; `run_next` runs it.
+decide whether it still fits the step's budget; `run_next` runs it. Encoding a piece
+gives the frames of each of its phoneme ids, so it also times the piece's words
+(`timed`): exactly the frames the decoder will voice them in.
 
 Everything random is drawn from a generator seeded by the piece's phoneme ids and the
 request's seed, and durations are rounded by the piece alone: the samples depend on
@@ -21,9 +23,17 @@ from typing import Literal
 import numpy as np
 from piper import PiperVoice
 
+from media_server.engine.backends.piper.alignment import NO_WORD, WordPhonemes
 from media_server.engine.backends.piper.graph import DECODER_CONTEXT, FLOW_CONTEXT, Floats, Ids, VoiceStages
-from media_server.engine.backends.piper.pieces import FIRST_PIECE_IDS, IDS_PER_CHAR, MAX_PIECE_IDS, phoneme_pieces
+from media_server.engine.backends.piper.pieces import (
+    FIRST_PIECE_IDS,
+    IDS_PER_CHAR,
+    MAX_PIECE_IDS,
+    Piece,
+    phoneme_pieces,
+)
 from media_server.engine.backends.piper.windows import WINDOW, Span, decoder_windows, flow_spans
+from media_server.engine.words import WordSpan
 
 UnitKind = Literal["encode", "flow", "decode"]
 
@@ -43,6 +53,8 @@ class Voicing:
     length_scale: float
     noise_w: float
     speaker: int | None
+    hop_length: int
+    """Samples per frame."""
     speed: float = 1.0
     seed: int | None = None
 
@@ -78,13 +90,19 @@ class PiperSequence:
     """What is left of one request: segments to phonemize, pieces to encode, the piece being voiced."""
 
     voicing: Voicing
-    segments: deque[str]
-    pieces: deque[Ids] = field(default_factory=deque)
+    segments: deque[tuple[str, tuple[int, ...]]]
+    """Segments of the request's text, each with where its words start in the text."""
+    phonemes: WordPhonemes
+    pieces: deque[Piece] = field(default_factory=deque)
     piece: _Piece | None = None
     started: bool = False
     """Whether the request's first piece has been encoded."""
     spoke: bool = False
     """Whether a decoder window has made audio yet."""
+    frames: int = 0
+    """Frames of the pieces encoded so far."""
+    timed: list[WordSpan] = field(default_factory=list)
+    """Words timed by encoding and not yet taken."""
 
     def next_unit(self, voice: PiperVoice) -> Unit | None:
         """The next unit of work (phonemizing the next segment first if that is needed to know it)."""
@@ -95,8 +113,9 @@ class PiperSequence:
             self.piece = None
         while not self.pieces and self.segments:
             first = None if self.started else FIRST_PIECE_IDS
-            self.pieces.extend(phoneme_pieces(voice, self.segments.popleft(), first_max_ids=first))
-        return Unit("encode", len(self.pieces[0])) if self.pieces else None
+            text, starts = self.segments.popleft()
+            self.pieces.extend(phoneme_pieces(voice, text, starts, self.phonemes, first_max_ids=first))
+        return Unit("encode", len(self.pieces[0].ids)) if self.pieces else None
 
     def units_to_audio(self) -> list[Unit]:
         """The units up to and including the next one that makes audio (sizes of pieces not yet encoded guessed)."""
@@ -109,7 +128,7 @@ class PiperSequence:
             return [decode]
         if not self.pieces and not self.segments:
             return []
-        ids = len(self.pieces[0]) if self.pieces else min(MAX_PIECE_IDS, IDS_PER_CHAR * len(self.segments[0]))
+        ids = len(self.pieces[0].ids) if self.pieces else min(MAX_PIECE_IDS, IDS_PER_CHAR * len(self.segments[0][0]))
         frames = WINDOW + 2 * DECODER_CONTEXT
         return [Unit("encode", ids), Unit("flow", frames + 2 * FLOW_CONTEXT), Unit("decode", frames)]
 
@@ -137,13 +156,15 @@ class PiperSequence:
         offset = (window.start - wide.start) * hop
         return audio[offset : offset + window.frames * hop]
 
-    def _encode(self, stages: VoiceStages, ids: Ids, opening: bool) -> _Piece:
+    def _encode(self, stages: VoiceStages, piece: Piece, opening: bool) -> _Piece:
         voicing = self.voicing
+        ids = piece.ids
         rng = np.random.default_rng(_entropy(ids, voicing.seed))
         duration_noise = rng.standard_normal((2, len(ids)), dtype=np.float32)
         prior = stages.encode(ids, voicing.scales(), duration_noise, voicing.speaker)
         durations = frame_counts(prior.durations, voicing.speed)
         frames = int(durations.sum())
+        self._time_words(piece, durations)
         means = np.repeat(prior.means, durations, axis=1)
         scales = np.exp(np.repeat(prior.log_scales, durations, axis=1))
         noise = rng.standard_normal(means.shape, dtype=np.float32)
@@ -154,6 +175,19 @@ class PiperSequence:
             flows=deque(flow_spans(frames, opening)),
             windows=deque(decoder_windows(frames, opening)),
         )
+
+    def _time_words(self, piece: Piece, durations: np.ndarray) -> None:
+        """Time the piece's words by the frames of their ids; the piece's audio follows the frames before it."""
+        ends = np.cumsum(durations)
+        starts = ends - durations
+        hop = self.voicing.hop_length
+        owners = np.asarray(piece.owners)
+        for owner in sorted(set(piece.owners) - {NO_WORD}):
+            said = owners == owner
+            first, last = int(starts[said].min()), int(ends[said].max())
+            chars = piece.words[owner]
+            self.timed.append(WordSpan(chars[0], chars[1], (self.frames + first) * hop, (self.frames + last) * hop))
+        self.frames += int(ends[-1]) if len(ends) else 0
 
 
 def frame_counts(durations: Floats, speed: float) -> np.ndarray:

@@ -5,7 +5,10 @@ model's talker and code predictor (`frames.py`): every `step` advances
 each given sequence by one 12.5 Hz codec frame in one batched forward, and a
 sequence's audio is decoded incrementally (`codec.py`), the first chunk
 after `QWEN_FIRST_CHUNK_FRAMES` frames and then every `QWEN_CHUNK_FRAMES`.
-Output is mono int16 at the codec's rate (24 kHz). Each sequence owns a slot of
+Output is mono int16 at the codec's rate (24 kHz). The model says nothing of
+when it speaks each word: when a segment ends, its audio goes to an `Aligner`
+(`EstimatingAligner` until a forced aligner can be installed: estimated word
+timings). Each sequence owns a slot of
 the static KV cache from `open` to `close`; `max_batch = max_sequences =
 QWEN_MAX_BATCH`.
 
@@ -59,7 +62,8 @@ from media_server.engine.backends.qwen.sampling import SamplingDefaults
 from media_server.engine.backends.qwen.sequence import MIN_SEGMENT_FRAMES, QwenSequence, frame_budget
 from media_server.engine.backends.qwen.voices import QwenVoices, VoiceSpec
 from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
-from media_server.text.segmenter import SegmenterPolicy, split_text
+from media_server.engine.words import Aligner, EstimatingAligner, WordSpan
+from media_server.text.segmenter import SegmenterPolicy, split_text_located
 
 CONTEXT = 2048
 """Talker cache positions per slot: a segment's prompt plus its frames."""
@@ -96,8 +100,9 @@ class QwenBackend:
     native_speed = False
     deterministic = False
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, aligner: Aligner | None = None) -> None:
         self.max_batch = settings.qwen_max_batch
+        self._aligner = aligner or EstimatingAligner()
         self.max_sequences: int | None = settings.qwen_max_batch
         self._settings = settings
         self._policy = SegmenterPolicy(first_segment_words=settings.first_segment_words)
@@ -168,13 +173,14 @@ class QwenBackend:
             if spec is None:
                 raise UnknownVoice(f"voice: {voice.id!r} is not a voice of this model")
             conditioning = rt.catalog.conditioning(spec, request, rt.prompts)
-            segments = deque(rt.prompts.text_ids(text) for text in split_text(request.text, self._policy))
+            texts = deque(split_text_located(request.text, self._policy))
+            segments = deque(rt.prompts.text_ids(text) for text, _ in texts)
             self._check_context(conditioning, segments)
             if not self._free:
                 raise RuntimeError(f"all {self.max_batch} sequence slots are in use")
             slot = self._free.pop(0)
             try:
-                return self._take_slot(slot, request.sampling, spec, conditioning, segments)
+                return self._take_slot(slot, request.sampling, spec, conditioning, segments, texts)
             except BaseException:
                 self._free.append(slot)
                 raise
@@ -194,6 +200,7 @@ class QwenBackend:
             results: list[Pcm | None] = []
             for sequence in sequences:
                 pcm = audio.get(sequence, _NO_AUDIO)
+                self._time_words(sequence, pcm)
                 if sequence.done:
                     results.append(None)
                 elif sequence.finished:
@@ -206,6 +213,24 @@ class QwenBackend:
     def lead_s(self, sequence: QwenSequence) -> float:
         """Every step advances every sequence by one frame: no sequence needs to start earlier than another."""
         return 0.0
+
+    def words(self, sequence: QwenSequence) -> list[WordSpan]:
+        """The words of each segment, timed once its last audio was decoded (estimated: see the module)."""
+        timed, sequence.timed = sequence.timed, []
+        return timed
+
+    def _time_words(self, sequence: QwenSequence, pcm: Pcm) -> None:
+        """Keep the segment's audio; when the segment has ended, time its words in it."""
+        if len(pcm):
+            sequence.said.append(pcm)
+        if not sequence.ended or not sequence.texts:
+            return
+        sequence.ended = False
+        text, starts = sequence.texts.popleft()
+        audio = np.concatenate(sequence.said) if sequence.said else _NO_AUDIO
+        sequence.timed.extend(self._aligner.align(text, starts, audio, sequence.said_before))
+        sequence.said_before += len(audio)
+        sequence.said = []
 
     def close(self, sequence: QwenSequence) -> None:
         with self._lock:
@@ -266,6 +291,7 @@ class QwenBackend:
         spec: VoiceSpec,
         conditioning: Conditioning,
         segments: deque[torch.Tensor],
+        texts: deque[tuple[str, tuple[int, ...]]],
     ) -> QwenSequence:
         """Set the slot up for a new sequence: its sampling rows, random stream and codec state."""
         rt = self._rt
@@ -285,6 +311,7 @@ class QwenBackend:
             slot=slot,
             conditioning=conditioning,
             segments=segments,
+            texts=texts,
             generator=generator,
             first_chunk=self._settings.qwen_first_chunk_frames,
             chunk=self._settings.qwen_chunk_frames,

@@ -5,7 +5,8 @@ then sentences), and each segment is one talker generation in the sequence's
 slot, ended by the end-of-speech token or by its frame budget. The codec frames
 of all segments form one stream, decoded in chunks: the first after
 `first_chunk` frames, then every `chunk` frames, and whatever is left when a
-segment ends.
+segment ends. A segment's audio is kept until it ends, for the aligner that
+times its words.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 
 from media_server.engine.backends.qwen.codec import CodecInput
 from media_server.engine.backends.qwen.prompt import Conditioning, SegmentPrompt
+from media_server.engine.types import Pcm
+from media_server.engine.words import WordSpan
 
 MIN_SEGMENT_FRAMES = 2
 """End-of-speech is not sampled before this many frames of a segment (as upstream's min_new_tokens)."""
@@ -44,6 +47,9 @@ class QwenSequence:
     conditioning: Conditioning
     segments: deque[torch.Tensor]
     """Text token ids of the segments not started yet."""
+    texts: deque[tuple[str, tuple[int, ...]]]
+    """The text of each segment, with where its words start in the request's text (the segment being
+    spoken first, until its words are timed)."""
     generator: torch.Generator
     first_chunk: int
     chunk: int
@@ -63,6 +69,14 @@ class QwenSequence:
     done: bool = False
     """All audio has been returned."""
     closed: bool = False
+    ended: bool = False
+    """The segment ended in this step: once its last audio is decoded, its words are timed."""
+    said: list[Pcm] = field(default_factory=list)
+    """The audio of the segment being spoken, so far."""
+    said_before: int = 0
+    """Samples of the segments before it."""
+    timed: list[WordSpan] = field(default_factory=list)
+    """Words timed and not yet taken."""
 
     @property
     def needs_prompt(self) -> bool:
@@ -110,5 +124,6 @@ class QwenSequence:
 
     def _end_segment(self) -> None:
         self.prompt = None
+        self.ended = True
         if not self.segments:
             self.finished = True
