@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -349,3 +350,74 @@ class AudioSocketPeer:
                 await asyncio.sleep(max(0.0, started + sent * FRAME_S - time.monotonic()))
                 await self.send(frame)
                 sent += 1
+
+
+CALL_PROTOCOLS = ("twilio", "telnyx", "plivo", "vonage", "audiosocket")
+CALL_ROUTES = {
+    "twilio": "telephony",
+    "telnyx": "telnyx",
+    "plivo": "plivo",
+    "vonage": "vonage",
+    "audiosocket": "audiosocket",
+}
+"""The server's `route` label (metrics) of each call protocol."""
+Peer = WebSocketPeer | AudioSocketPeer
+
+
+@asynccontextmanager
+async def media_peer(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    audiosocket_port: int,
+    protocol: str | Platform,
+    call_id: str,
+    caller_audio: bool = True,
+    query: str = "",
+    audio_kind: int = AUDIOSOCKET_SLIN,
+) -> AsyncIterator[Peer]:
+    """The platform's side of a new call: `query` on a media URL, the caller's `audio_kind` on AudioSocket
+    (to the server's host at `audiosocket_port`)."""
+    if protocol == "audiosocket":
+        host = urlsplit(base_url).hostname or "127.0.0.1"
+        async with AudioSocketPeer.open(
+            host, audiosocket_port, uuid.UUID(call_id), audio_kind, caller_audio=caller_audio
+        ) as peer:
+            yield peer
+    else:
+        platform = protocol if isinstance(protocol, Platform) else PLATFORMS[protocol]
+        async with WebSocketPeer.open(
+            http, base_url, platform, call_id, query=query, caller_audio=caller_audio
+        ) as ws_peer:
+            yield ws_peer
+
+
+@asynccontextmanager
+async def controlled_call(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    audiosocket_port: int,
+    protocol: str | Platform,
+    query: str = "",
+    audio_kind: int = AUDIOSOCKET_SLIN,
+) -> AsyncIterator[tuple[Peer, WebSocketPeer]]:
+    """A new call of `protocol` and its control channel (opened once the call is live)."""
+    call_id = str(uuid.uuid4())
+    async with (
+        media_peer(http, base_url, audiosocket_port, protocol, call_id, query=query, audio_kind=audio_kind) as peer,
+        WebSocketPeer.open(http, base_url, CONTROL, call_id, wait_s=10.0) as control,
+    ):
+        yield peer, control
+
+
+async def event(control: WebSocketPeer, kind: str, utterance_id: str, timeout_s: float = 60.0) -> Message:
+    """The control channel's event `kind` about `utterance_id`, once it has come."""
+
+    def found() -> list[Message]:
+        return [message for message in control.received.of("type", kind) if message.get("id") == utterance_id]
+
+    await control.received.wait_for(lambda: bool(found()), timeout_s)
+    return found()[0]
+
+
+async def speak(control: WebSocketPeer, text: str, utterance_id: str) -> None:
+    await control.send({"type": "speak", "text": text, "id": utterance_id})

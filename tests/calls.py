@@ -5,9 +5,8 @@ account of live calls, sessions and tasks."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -15,12 +14,13 @@ import aiohttp
 from clients.metrics import Exposition, sample, scrape
 from clients.telephony import (
     AUDIOSOCKET_SLIN,
-    CONTROL,
-    PLATFORMS,
-    AudioSocketPeer,
-    Message,
+    CALL_PROTOCOLS,
+    CALL_ROUTES,
+    Peer,
     Platform,
     WebSocketPeer,
+    controlled_call,
+    media_peer,
 )
 from loadtest.server_process import free_port
 from tests.server import RunningServer, start_server
@@ -30,10 +30,8 @@ LONG_TEXT = (
     "shortly. While you wait, you can find answers to common questions on our website, where the help center "
     "covers billing, orders, deliveries and returns."
 )  # about 13.6 s of speech
-PROTOCOLS = ("twilio", "telnyx", "plivo", "vonage", "audiosocket")
-ROUTES = {"twilio": "telephony", "telnyx": "telnyx", "plivo": "plivo", "vonage": "vonage", "audiosocket": "audiosocket"}
+PROTOCOLS = CALL_PROTOCOLS
 FRAME_BYTES = {"twilio": 160, "telnyx": 160, "plivo": 160, "vonage": 640, "audiosocket": 320}
-Peer = WebSocketPeer | AudioSocketPeer
 
 
 @dataclass(frozen=True)
@@ -62,54 +60,26 @@ async def media(
     query: str = "",
     audio_kind: int = AUDIOSOCKET_SLIN,
 ) -> AsyncIterator[Peer]:
-    """The platform's side of a new call: `query` on a media URL, the caller's `audio_kind` on AudioSocket."""
-    if protocol == "audiosocket":
-        port = server.audiosocket_port
-        async with AudioSocketPeer.open(
-            "127.0.0.1", port, uuid.UUID(call_id), audio_kind, caller_audio=caller_audio
-        ) as peer:
-            yield peer
-    else:
-        platform = protocol if isinstance(protocol, Platform) else PLATFORMS[protocol]
-        async with WebSocketPeer.open(
-            http, server.url, platform, call_id, query=query, caller_audio=caller_audio
-        ) as ws_peer:
-            yield ws_peer
+    """The platform's side of a new call on `server` (see `clients.telephony.media_peer`)."""
+    async with media_peer(
+        http, server.url, server.audiosocket_port, protocol, call_id, caller_audio, query, audio_kind
+    ) as peer:
+        yield peer
 
 
-@asynccontextmanager
-async def call(
+def call(
     http: aiohttp.ClientSession,
     server: CallsServer,
     protocol: str | Platform,
     query: str = "",
     audio_kind: int = AUDIOSOCKET_SLIN,
-) -> AsyncIterator[tuple[Peer, WebSocketPeer]]:
-    """A new call of `protocol` and its control channel (opened once the call is live)."""
-    call_id = str(uuid.uuid4())
-    async with (
-        media(http, server, protocol, call_id, query=query, audio_kind=audio_kind) as peer,
-        WebSocketPeer.open(http, server.url, CONTROL, call_id, wait_s=10.0) as control,
-    ):
-        yield peer, control
-
-
-async def event(control: WebSocketPeer, kind: str, utterance_id: str, timeout_s: float = 60.0) -> Message:
-    """The control channel's event `kind` about `utterance_id`, once it has come."""
-
-    def found() -> list[Message]:
-        return [message for message in control.received.of("type", kind) if message.get("id") == utterance_id]
-
-    await control.received.wait_for(lambda: bool(found()), timeout_s)
-    return found()[0]
-
-
-async def speak(control: WebSocketPeer, text: str, utterance_id: str) -> None:
-    await control.send({"type": "speak", "text": text, "id": utterance_id})
+) -> AbstractAsyncContextManager[tuple[Peer, WebSocketPeer]]:
+    """A new call of `protocol` on `server` and its control channel."""
+    return controlled_call(http, server.url, server.audiosocket_port, protocol, query, audio_kind)
 
 
 def live(exposition: Exposition, protocol: str) -> float:
-    return exposition.samples[sample("media_server_sessions", route=ROUTES[protocol])]
+    return exposition.samples[sample("media_server_sessions", route=CALL_ROUTES[protocol])]
 
 
 async def settled(http: aiohttp.ClientSession, url: str, tasks_before: float) -> Exposition:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from clients.telephony import CONTROL, TWILIO, AudioSocketPeer, WebSocketPeer
-from tests.calls import CallsServer, event, speak, start_calls_server
+from clients.telephony import CONTROL, TWILIO, AudioSocketPeer, WebSocketPeer, event, speak
+from tests.calls import CallsServer, start_calls_server
 
 KEYS = ("k_first", "k_second")
 

@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from clients.telephony import CONTROL, VONAGE, AudioSocketPeer, Message, Platform, WebSocketPeer
+from clients.telephony import CONTROL, VONAGE, AudioSocketPeer, Message, Platform, WebSocketPeer, event, speak
 from tests.audio import g711_pcm
-from tests.calls import CallsServer, call, event, speak
+from tests.calls import CallsServer, call
 
 TEXT = "Checking the encoding of this call, one frame at a time."
 VONAGE_8K = dataclasses.replace(

@@ -17,21 +17,18 @@ import aiohttp
 import pytest
 
 from clients.metrics import internal_errors, sample, scrape
-from clients.telephony import AUDIOSOCKET_SLIN, CONTROL, AudioSocketPeer, Message, WebSocketPeer, audiosocket_message
-from tests.calls import (
-    FRAME_BYTES,
-    LONG_TEXT,
-    PROTOCOLS,
-    CallsServer,
+from clients.telephony import (
+    AUDIOSOCKET_SLIN,
+    CONTROL,
+    AudioSocketPeer,
+    Message,
     Peer,
-    baseline_tasks,
-    call,
+    WebSocketPeer,
+    audiosocket_message,
     event,
-    live,
-    media,
-    settled,
     speak,
 )
+from tests.calls import FRAME_BYTES, LONG_TEXT, PROTOCOLS, CallsServer, baseline_tasks, call, live, media, settled
 
 CLEARS: dict[str, tuple[str, str]] = {
     "twilio": ("event", "clear"),
