@@ -116,6 +116,11 @@ class Platform:
     """The base64 audio a JSON message from the server carries, if it is audio."""
 
 
+def _inbound_media() -> str:
+    """A 20 ms frame of the caller's silence as a Twilio, Telnyx or Plivo `media` event."""
+    return json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}})
+
+
 def _media_payload(message: Message) -> str | None:
     media = message.get("media")
     if message.get("event") in ("media", "playAudio") and isinstance(media, dict):
@@ -140,7 +145,7 @@ TWILIO = Platform(
             "start": {"streamSid": "MZ" + call_id, "callSid": call_id, "tracks": ["inbound"]},
         },
     ],
-    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _inbound_media,
     _media_payload,
 )
 TELNYX = Platform(
@@ -158,7 +163,7 @@ TELNYX = Platform(
             },
         },
     ],
-    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _inbound_media,
     _media_payload,
 )
 PLIVO = Platform(
@@ -176,7 +181,7 @@ PLIVO = Platform(
             },
         }
     ],
-    lambda: json.dumps({"event": "media", "media": {"track": "inbound", "payload": _silence_payload(160)}}),
+    _inbound_media,
     _media_payload,
 )
 VONAGE = Platform(
@@ -189,6 +194,17 @@ VONAGE = Platform(
 JAMBONZ = Platform("jambonz", "/ws/jambonz/tts", lambda call_id: [], None, _no_audio)
 CONTROL = Platform("control", "/ws/calls/", lambda call_id: [], None, _no_audio)
 PLATFORMS = {platform.name: platform for platform in (TWILIO, TELNYX, PLIVO, VONAGE)}
+
+
+@asynccontextmanager
+async def _cancelled_after(tasks: list[asyncio.Task[None]]) -> AsyncIterator[None]:
+    """The block, then `tasks` cancelled and awaited."""
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _connect(
@@ -235,12 +251,8 @@ class WebSocketPeer:
             tasks = [asyncio.create_task(peer._read(), name=f"{platform.name}-peer-reader")]
             if caller_audio and platform.caller_audio is not None:
                 tasks.append(asyncio.create_task(peer._send_caller_audio(platform.caller_audio), name="caller-audio"))
-            try:
+            async with _cancelled_after(tasks):
                 yield peer
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def send(self, message: Message) -> None:
         await self.ws.send_str(json.dumps(message))
@@ -312,11 +324,9 @@ class AudioSocketPeer:
         if caller_audio:
             tasks.append(asyncio.create_task(peer._send_caller_audio(frame), name="audiosocket-caller-audio"))
         try:
-            yield peer
+            async with _cancelled_after(tasks):
+                yield peer
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -361,32 +371,40 @@ CALL_ROUTES = {
     "audiosocket": "audiosocket",
 }
 """The server's `route` label (metrics) of each call protocol."""
+CALL_FRAME_BYTES = {"twilio": 160, "telnyx": 160, "plivo": 160, "vonage": 640, "audiosocket": 320}
+"""The size of a 20 ms frame of each call protocol's default audio."""
 Peer = WebSocketPeer | AudioSocketPeer
+
+
+@dataclass(frozen=True)
+class CallServer:
+    """Where calls go: the server's base URL, and the port of its AudioSocket listener on the URL's host."""
+
+    url: str
+    audiosocket_port: int
 
 
 @asynccontextmanager
 async def media_peer(
     http: aiohttp.ClientSession,
-    base_url: str,
-    audiosocket_port: int,
+    server: CallServer,
     protocol: str | Platform,
     call_id: str,
     caller_audio: bool = True,
     query: str = "",
     audio_kind: int = AUDIOSOCKET_SLIN,
 ) -> AsyncIterator[Peer]:
-    """The platform's side of a new call: `query` on a media URL, the caller's `audio_kind` on AudioSocket
-    (to the server's host at `audiosocket_port`)."""
+    """The platform's side of a new call: `query` on a media URL, the caller's `audio_kind` on AudioSocket."""
     if protocol == "audiosocket":
-        host = urlsplit(base_url).hostname or "127.0.0.1"
+        host = urlsplit(server.url).hostname or "127.0.0.1"
         async with AudioSocketPeer.open(
-            host, audiosocket_port, uuid.UUID(call_id), audio_kind, caller_audio=caller_audio
+            host, server.audiosocket_port, uuid.UUID(call_id), audio_kind, caller_audio=caller_audio
         ) as peer:
             yield peer
     else:
         platform = protocol if isinstance(protocol, Platform) else PLATFORMS[protocol]
         async with WebSocketPeer.open(
-            http, base_url, platform, call_id, query=query, caller_audio=caller_audio
+            http, server.url, platform, call_id, query=query, caller_audio=caller_audio
         ) as ws_peer:
             yield ws_peer
 
@@ -394,8 +412,7 @@ async def media_peer(
 @asynccontextmanager
 async def controlled_call(
     http: aiohttp.ClientSession,
-    base_url: str,
-    audiosocket_port: int,
+    server: CallServer,
     protocol: str | Platform,
     query: str = "",
     audio_kind: int = AUDIOSOCKET_SLIN,
@@ -403,8 +420,8 @@ async def controlled_call(
     """A new call of `protocol` and its control channel (opened once the call is live)."""
     call_id = str(uuid.uuid4())
     async with (
-        media_peer(http, base_url, audiosocket_port, protocol, call_id, query=query, audio_kind=audio_kind) as peer,
-        WebSocketPeer.open(http, base_url, CONTROL, call_id, wait_s=10.0) as control,
+        media_peer(http, server, protocol, call_id, query=query, audio_kind=audio_kind) as peer,
+        WebSocketPeer.open(http, server.url, CONTROL, call_id, wait_s=10.0) as control,
     ):
         yield peer, control
 

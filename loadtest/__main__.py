@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+from clients.telephony import CallServer
 from loadtest import results
 from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adversarial
 from loadtest.baseline import start_piper_server
@@ -366,7 +367,7 @@ async def _calls(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     )
     if target.quiet_wait_s > 0 and not await wait_for_quiet(target.quiet_wait_s):
         _log(f"calls: the machine is still busy after {target.quiet_wait_s:.0f} s; calling anyway")
-    result = await run_calls(target.url, target.audiosocket_port, config, target.pids)
+    result = await run_calls(CallServer(target.url, target.audiosocket_port), config, target.pids)
     _log(f"calls: {result.calls} calls, {result.server_underruns:.0f} server underruns")
     return dataclasses.asdict(result)
 

@@ -22,13 +22,20 @@ from typing import Any
 import aiohttp
 
 from clients.metrics import GAPS, Exposition, sample, scrape
-from clients.telephony import CALL_PROTOCOLS, CALL_ROUTES, Peer, controlled_call, event, speak
+from clients.telephony import (
+    CALL_FRAME_BYTES,
+    CALL_PROTOCOLS,
+    CALL_ROUTES,
+    CallServer,
+    Peer,
+    controlled_call,
+    event,
+    speak,
+)
 from loadtest.resources import CpuMeter, CpuUsage
 from loadtest.stats import Distribution, distribution
 from loadtest.texts import UTTERANCES, UniqueTexts
 
-FRAME_BYTES = {"twilio": 160, "telnyx": 160, "plivo": 160, "vonage": 640, "audiosocket": 320}
-"""The size of a 20 ms frame of each protocol's default audio."""
 UNDERRUN_GAP_MS = 40.0
 """A wait between two frames inside an utterance longer than this (two frames) is a gap the caller hears."""
 
@@ -98,47 +105,34 @@ def _utterance_gaps(peer: Peer, starts: list[int]) -> list[float]:
 
 async def _talk(
     http: aiohttp.ClientSession,
-    url: str,
-    audiosocket_port: int,
+    server: CallServer,
     record: _CallRecord,
     config: CallsConfig,
     texts: UniqueTexts,
     rng: random.Random,
     deadline: float,
 ) -> None:
-    """One call for the run: turns until `deadline`, each after the last one's `done` and a pause."""
-    async with controlled_call(http, url, audiosocket_port, record.protocol) as (peer, control):
-        starts: list[int] = []
-        try:
-            while time.monotonic() < deadline:
-                utterance_id = f"u{record.utterances}"
-                record.utterances += 1
-                starts.append(len(peer.received.frames))
-                await speak(control, texts(rng.choice(UTTERANCES)), utterance_id)
-                started = await event(control, "audio_start", utterance_id, config.event_timeout_s)
-                await event(control, "done", utterance_id, config.event_timeout_s)
-                record.completed += 1
-                record.ttfa_ms.append(float(started["ttfa_ms"]))
-                await asyncio.sleep(rng.uniform(*config.pause_s))
-        finally:
-            record.max_gaps_ms.extend(_utterance_gaps(peer, starts))
-            record.frames = len(peer.received.frames)
-            expected = FRAME_BYTES[record.protocol]
-            record.wrong_size_frames = sum(len(frame) != expected for _, frame in peer.received.frames)
-
-
-async def _one_call(
-    http: aiohttp.ClientSession,
-    url: str,
-    audiosocket_port: int,
-    record: _CallRecord,
-    config: CallsConfig,
-    texts: UniqueTexts,
-    rng: random.Random,
-    deadline: float,
-) -> None:
+    """One call for the run: turns until `deadline`, each after the last one's `done` and a pause; a call that
+    fails is recorded with its error."""
     try:
-        await _talk(http, url, audiosocket_port, record, config, texts, rng, deadline)
+        async with controlled_call(http, server, record.protocol) as (peer, control):
+            starts: list[int] = []
+            try:
+                while time.monotonic() < deadline:
+                    utterance_id = f"u{record.utterances}"
+                    record.utterances += 1
+                    starts.append(len(peer.received.frames))
+                    await speak(control, texts(rng.choice(UTTERANCES)), utterance_id)
+                    started = await event(control, "audio_start", utterance_id, config.event_timeout_s)
+                    await event(control, "done", utterance_id, config.event_timeout_s)
+                    record.completed += 1
+                    record.ttfa_ms.append(float(started["ttfa_ms"]))
+                    await asyncio.sleep(rng.uniform(*config.pause_s))
+            finally:
+                record.max_gaps_ms.extend(_utterance_gaps(peer, starts))
+                record.frames = len(peer.received.frames)
+                expected = CALL_FRAME_BYTES[record.protocol]
+                record.wrong_size_frames = sum(len(frame) != expected for _, frame in peer.received.frames)
     except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:200]
 
@@ -165,27 +159,21 @@ def _protocol_result(protocol: str, records: list[_CallRecord], underruns: float
     )
 
 
-async def run_calls(
-    url: str, audiosocket_port: int, config: CallsConfig, pids: Mapping[str, int | None]
-) -> CallsResult:
-    """Run `config.calls` mixed calls against the server at `url` (its AudioSocket listener on its host at
-    `audiosocket_port`) for `config.duration_s`, and measure them."""
+async def run_calls(server: CallServer, config: CallsConfig, pids: Mapping[str, int | None]) -> CallsResult:
+    """Run `config.calls` mixed calls against `server` for `config.duration_s`, and measure them."""
     rng = random.Random(config.seed)
     texts = UniqueTexts()
     records = [_CallRecord(CALL_PROTOCOLS[n % len(CALL_PROTOCOLS)]) for n in range(config.calls)]
     meter = CpuMeter({**pids, "loadgen": os.getpid()})
     async with aiohttp.ClientSession() as http:
-        before = await scrape(url, http=http)
+        before = await scrape(server.url, http=http)
         meter.start()
         deadline = time.monotonic() + config.duration_s
         await asyncio.gather(
-            *(
-                _one_call(http, url, audiosocket_port, record, config, texts, random.Random(rng.random()), deadline)
-                for record in records
-            )
+            *(_talk(http, server, record, config, texts, random.Random(rng.random()), deadline) for record in records)
         )
         cpu = meter.stop()
-        after = await scrape(url, http=http)
+        after = await scrape(server.url, http=http)
     protocols = [
         _protocol_result(
             protocol,

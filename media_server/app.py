@@ -34,7 +34,7 @@ from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
 from media_server.transports import cartesia, control, plivo, telephony, vonage, websocket, wyoming
 from media_server.transports import jambonz as jambonz_stream
-from media_server.transports.audiosocket import AudioSocketServer
+from media_server.transports.audiosocket import audiosocket_server
 from media_server.transports.call import CallServices
 from media_server.transports.call_registry import CallRegistry
 from signaling import routes as signaling_routes
@@ -84,11 +84,14 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
-def _audiosocket_ctx(server: AudioSocketServer) -> Callable[[web.Application], AsyncIterator[None]]:
+def _audiosocket_ctx(services: CallServices, settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The AudioSocket listener on `AUDIOSOCKET_PORT` (started after the engine, stopped before it)."""
+    # The protocol carries no API key: with keys set a call is any key's, without them its Asterisk's address's.
+    owner_of_address = (lambda address: None) if settings.api_keys else security.address_principal
+
     async def serve(app: web.Application) -> AsyncIterator[None]:
-        await server.start()
-        yield
-        await server.stop()
+        async with audiosocket_server(services, settings.host, settings.audiosocket_port, owner_of_address):
+            yield
 
     return serve
 
@@ -182,8 +185,5 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     app.cleanup_ctx.append(_wyoming_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     if settings.audiosocket_port:
-        # The protocol carries no API key: with keys set a call is any key's, without them its Asterisk's address's.
-        owner_of_address = (lambda address: None) if settings.api_keys else security.address_principal
-        server = AudioSocketServer(services, settings.host, settings.audiosocket_port, owner_of_address)
-        app.cleanup_ctx.append(_audiosocket_ctx(server))
+        app.cleanup_ctx.append(_audiosocket_ctx(services, settings))
     return app

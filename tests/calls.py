@@ -5,23 +5,12 @@ account of live calls, sessions and tasks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 
 from clients.metrics import Exposition, sample, scrape
-from clients.telephony import (
-    AUDIOSOCKET_SLIN,
-    CALL_PROTOCOLS,
-    CALL_ROUTES,
-    Peer,
-    Platform,
-    WebSocketPeer,
-    controlled_call,
-    media_peer,
-)
+from clients.telephony import CALL_PROTOCOLS, CALL_ROUTES, CallServer
 from loadtest.server_process import free_port
 from tests.server import RunningServer, start_server
 
@@ -30,52 +19,18 @@ LONG_TEXT = (
     "shortly. While you wait, you can find answers to common questions on our website, where the help center "
     "covers billing, orders, deliveries and returns."
 )  # about 13.6 s of speech
-PROTOCOLS = CALL_PROTOCOLS
-FRAME_BYTES = {"twilio": 160, "telnyx": 160, "plivo": 160, "vonage": 640, "audiosocket": 320}
 
 
 @dataclass(frozen=True)
-class CallsServer:
+class CallsServer(CallServer):
     server: RunningServer
-    audiosocket_port: int
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 def start_calls_server(extra_env: dict[str, str] | None = None) -> CallsServer:
     """A server with an AudioSocket listener on a free port (and `extra_env`), ready."""
     port = free_port()
-    return CallsServer(start_server({"AUDIOSOCKET_PORT": str(port), **(extra_env or {})}), port)
-
-
-@asynccontextmanager
-async def media(
-    http: aiohttp.ClientSession,
-    server: CallsServer,
-    protocol: str | Platform,
-    call_id: str,
-    caller_audio: bool = True,
-    query: str = "",
-    audio_kind: int = AUDIOSOCKET_SLIN,
-) -> AsyncIterator[Peer]:
-    """The platform's side of a new call on `server` (see `clients.telephony.media_peer`)."""
-    async with media_peer(
-        http, server.url, server.audiosocket_port, protocol, call_id, caller_audio, query, audio_kind
-    ) as peer:
-        yield peer
-
-
-def call(
-    http: aiohttp.ClientSession,
-    server: CallsServer,
-    protocol: str | Platform,
-    query: str = "",
-    audio_kind: int = AUDIOSOCKET_SLIN,
-) -> AbstractAsyncContextManager[tuple[Peer, WebSocketPeer]]:
-    """A new call of `protocol` on `server` and its control channel."""
-    return controlled_call(http, server.url, server.audiosocket_port, protocol, query, audio_kind)
+    running = start_server({"AUDIOSOCKET_PORT": str(port), **(extra_env or {})})
+    return CallsServer(running.url, port, running)
 
 
 def live(exposition: Exposition, protocol: str) -> float:
@@ -88,7 +43,7 @@ async def settled(http: aiohttp.ClientSession, url: str, tasks_before: float) ->
         while True:
             exposition = await scrape(url, http=http)
             calls = exposition.samples[sample("media_server_calls")]
-            sessions = sum(live(exposition, protocol) for protocol in PROTOCOLS)
+            sessions = sum(live(exposition, protocol) for protocol in CALL_PROTOCOLS)
             if (
                 calls == 0
                 and sessions == 0

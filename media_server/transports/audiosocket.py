@@ -38,6 +38,7 @@ from collections.abc import Callable
 from media_server.errors import InvalidRequest
 from media_server.session.events import ClientEvent
 from media_server.transports.call import LINEAR16, Call, CallAudio, CallOrigin, CallServices
+from media_server.transports.tcp_server import tcp_server
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,8 @@ class AudioSocketConnection:
             log.warning("hanging up an AudioSocket call silent for %.0f s", IDLE_TIMEOUT_S)
             self._writer.write(message(HANGUP))
         finally:
-            try:
-                if self.call is not None:
-                    await self.call.close()
-            finally:
-                self._writer.close()
-                with contextlib.suppress(ConnectionError):
-                    await self._writer.wait_closed()
+            if self.call is not None:
+                await self.call.close()
 
     async def _read(self) -> tuple[int, bytes]:
         async with asyncio.timeout(IDLE_TIMEOUT_S):
@@ -178,39 +174,14 @@ class AudioSocketConnection:
         self._writer.transport.abort()
 
 
-class AudioSocketServer:
-    """The listener and the connections it serves; started and stopped with the app."""
+def audiosocket_server(
+    services: CallServices, host: str, port: int, owner_of_address: OwnerOfAddress
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """Take AudioSocket calls on `host`:`port` while the context is open; every call is hung up with it."""
 
-    def __init__(self, services: CallServices, host: str, port: int, owner_of_address: OwnerOfAddress) -> None:
-        self._services = services
-        self._host = host
-        self._port = port
-        self._owner_of_address = owner_of_address
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else ""
+        await AudioSocketConnection(reader, writer, services, owner_of_address(address)).run()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
-        log.info("AudioSocket listener on %s:%d", self._host, self._port)
-
-    async def stop(self) -> None:
-        """Stop listening and hang up every call."""
-        if self._server is not None:
-            self._server.close()
-        connections = list(self._connections)
-        for task in connections:
-            task.cancel()
-        await asyncio.gather(*connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            peer = writer.get_extra_info("peername")
-            address = str(peer[0]) if isinstance(peer, tuple) else ""
-            await AudioSocketConnection(reader, writer, self._services, self._owner_of_address(address)).run()
-        finally:
-            self._connections.discard(task)
+    return tcp_server(serve, host, port, "AudioSocket listener")

@@ -31,7 +31,7 @@ from media_server.errors import InvalidRequest, MediaServerError
 from media_server.session.commands import Cancel, Command, decode_message, to_command
 from media_server.session.events import Error, SessionEvent
 from media_server.session.session import Session, SessionLimits, SessionObserver
-from media_server.transports.socket_guard import disconnector, patience, websocket_response
+from media_server.transports.socket_guard import close_session, disconnector, patience, websocket_response
 from media_server.transports.socket_output import SocketOutput
 
 PATH = "/ws/jambonz/tts"
@@ -84,10 +84,7 @@ def jambonz_socket(engine: Engine, settings: Settings, observer: SessionObserver
                 except MediaServerError as exc:
                     session.report_error(exc)
         finally:
-            try:
-                await session.close()
-            finally:  # the client going away cancels this handler, maybe while the session closes
-                await output.close()
+            await close_session(session, output)
         return ws
 
     return ws_jambonz

@@ -17,7 +17,7 @@ from media_server.engine.seam import Engine
 from media_server.errors import InvalidRequest
 from media_server.session.events import json_sink
 from media_server.session.session import Session, SessionLimits, SessionObserver
-from media_server.transports.socket_guard import disconnector, patience, websocket_response
+from media_server.transports.socket_guard import close_session, disconnector, patience, websocket_response
 from media_server.transports.socket_output import SocketOutput
 
 PATH = "/ws/tts"
@@ -58,10 +58,7 @@ def tts_socket(engine: Engine, settings: Settings, observer: SessionObserver) ->
                 elif message.type == WSMsgType.BINARY and session.admit():
                     session.report_error(InvalidRequest("message: send JSON text messages, not binary"))
         finally:
-            try:
-                await session.close()
-            finally:  # the client going away cancels this handler, maybe while the session closes
-                await output.close()
+            await close_session(session, output)
         return ws
 
     return ws_tts

@@ -17,9 +17,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from clients.telephony import CONTROL, VONAGE, AudioSocketPeer, Message, Platform, WebSocketPeer, event, speak
+from clients.telephony import (
+    CONTROL,
+    VONAGE,
+    AudioSocketPeer,
+    Message,
+    Platform,
+    WebSocketPeer,
+    controlled_call,
+    event,
+    speak,
+)
 from tests.audio import g711_pcm
-from tests.calls import CallsServer, call
+from tests.calls import CallsServer
 
 TEXT = "Checking the encoding of this call, one frame at a time."
 VONAGE_8K = dataclasses.replace(
@@ -67,7 +77,7 @@ async def spoken(
     http: aiohttp.ClientSession, server: CallsServer, case: Case
 ) -> tuple[list[bytes], Message, list[int]]:
     """The frames of one utterance on a call of `case`, its `done` event, and the AudioSocket kinds of its frames."""
-    async with call(http, server, case.protocol, case.query, case.audio_kind) as (peer, control):
+    async with controlled_call(http, server, case.protocol, case.query, case.audio_kind) as (peer, control):
         await speak(control, TEXT, "enc")
         done = await event(control, "done", "enc")
         await peer.received.wait_for(lambda: len(peer.received.frames) * 20 >= done["audio_ms"])

@@ -19,16 +19,20 @@ import pytest
 from clients.metrics import internal_errors, sample, scrape
 from clients.telephony import (
     AUDIOSOCKET_SLIN,
+    CALL_FRAME_BYTES,
+    CALL_PROTOCOLS,
     CONTROL,
     AudioSocketPeer,
     Message,
     Peer,
     WebSocketPeer,
     audiosocket_message,
+    controlled_call,
     event,
+    media_peer,
     speak,
 )
-from tests.calls import FRAME_BYTES, LONG_TEXT, PROTOCOLS, CallsServer, baseline_tasks, call, live, media, settled
+from tests.calls import LONG_TEXT, CallsServer, baseline_tasks, live, settled
 
 CLEARS: dict[str, tuple[str, str]] = {
     "twilio": ("event", "clear"),
@@ -54,14 +58,15 @@ async def test_every_protocol_paces_20_ms_frames_for_10_s_without_drift(calls_se
         async with http.post(calls_server.url + "/tts", json={"text": LONG_TEXT}) as resp:
             assert resp.status == 200
         calls = {
-            protocol: await stack.enter_async_context(call(http, calls_server, protocol)) for protocol in PROTOCOLS
+            protocol: await stack.enter_async_context(controlled_call(http, calls_server, protocol))
+            for protocol in CALL_PROTOCOLS
         }
         for _, control in calls.values():
             await speak(control, LONG_TEXT, "long")
         done = {protocol: await event(control, "done", "long") for protocol, (_, control) in calls.items()}
     for protocol, (peer, _) in calls.items():
         arrivals = [at for at, _ in peer.received.frames]
-        assert {len(frame) for _, frame in peer.received.frames} == {FRAME_BYTES[protocol]}, protocol
+        assert {len(frame) for _, frame in peer.received.frames} == {CALL_FRAME_BYTES[protocol]}, protocol
         assert done[protocol]["audio_ms"] > (WINDOW_S + 2) * 1000
         start = arrivals[0] + 1.0  # past the first frames, sent ahead of time for the far end's buffer
         window = [at for at in arrivals if start <= at < start + WINDOW_S]
@@ -90,7 +95,8 @@ async def test_barge_in_stops_every_protocol_within_a_frame_and_says_how_much_wa
     async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as stack:
         tasks_before = await baseline_tasks(http, calls_server.url)
         calls = {
-            protocol: await stack.enter_async_context(call(http, calls_server, protocol)) for protocol in PROTOCOLS
+            protocol: await stack.enter_async_context(controlled_call(http, calls_server, protocol))
+            for protocol in CALL_PROTOCOLS
         }
         results = await asyncio.gather(*(barge_in(p, peer, control) for p, (peer, control) in calls.items()))
         for protocol, (played_ms, frames, before_clear) in zip(calls, results, strict=True):
@@ -150,20 +156,21 @@ async def test_marks_come_in_order_each_after_the_audio_before_it(calls_server: 
     async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as stack:
         protocols = ("twilio", "telnyx", "plivo", "vonage")
         calls = {
-            protocol: await stack.enter_async_context(call(http, calls_server, protocol)) for protocol in protocols
+            protocol: await stack.enter_async_context(controlled_call(http, calls_server, protocol))
+            for protocol in protocols
         }
         await asyncio.gather(*(_marks_in_order(p, peer, control) for p, (peer, control) in calls.items()))
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", CALL_PROTOCOLS)
 async def test_a_hang_up_mid_speech_ends_the_call_its_control_channel_and_every_task(
     calls_server: CallsServer, protocol: str
 ) -> None:
     async with aiohttp.ClientSession() as http:
         tasks_before = await baseline_tasks(http, calls_server.url)
         call_id = str(uuid.uuid4())
-        async with media(http, calls_server, protocol, call_id) as peer:
+        async with media_peer(http, calls_server, protocol, call_id) as peer:
             async with WebSocketPeer.open(http, calls_server.url, CONTROL, call_id, wait_s=10.0) as control:
                 during = await scrape(calls_server.url, http=http)
                 assert live(during, protocol) == 1 and during.samples[sample("media_server_calls")] == 1
@@ -199,13 +206,13 @@ async def test_malformed_frames_and_unknown_kinds_get_an_error_or_a_clean_close(
         tasks_before = await baseline_tasks(http, calls_server.url)
         assert await _rejected_first_messages(calls_server) == [{"reply": b"\x00\x00\x00", "eof": True}] * 2
         for bad in (b"\x42\x00\x00", audiosocket_message(AUDIOSOCKET_SLIN, b"\x00" * 3), b"\xff\x00\x01\x07"):
-            async with media(http, calls_server, "audiosocket", str(uuid.uuid4()), caller_audio=False) as peer:
+            async with media_peer(http, calls_server, "audiosocket", str(uuid.uuid4()), caller_audio=False) as peer:
                 assert isinstance(peer, AudioSocketPeer)
                 await peer.send(bad)
                 await peer.received.wait_for(lambda: peer.received.closed)
                 assert peer.received.of("kind", 0) == [{"kind": 0}], bad
         for protocol in ("twilio", "telnyx", "plivo", "vonage"):
-            async with call(http, calls_server, protocol) as (peer, control):
+            async with controlled_call(http, calls_server, protocol) as (peer, control):
                 assert isinstance(peer, WebSocketPeer)
                 await peer.ws.send_str("{nope")
                 await peer.send({"event": "bogus"})
@@ -238,7 +245,7 @@ async def test_an_unknown_call_is_refused_at_the_handshake_and_a_dead_one_ends_i
         async with http.get(calls_server.url + "/ws/calls/no-such-call") as resp:
             assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_call"
         call_id = str(uuid.uuid4())
-        async with media(http, calls_server, "vonage", call_id) as peer:
+        async with media_peer(http, calls_server, "vonage", call_id) as peer:
             async with contextlib.AsyncExitStack() as stack:
                 for _ in range(4):
                     await stack.enter_async_context(
