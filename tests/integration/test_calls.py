@@ -21,6 +21,7 @@ from clients.telephony import (
     AUDIOSOCKET_SLIN,
     CALL_FRAME_BYTES,
     CALL_PROTOCOLS,
+    CALL_ROUTES,
     CONTROL,
     AudioSocketPeer,
     Message,
@@ -256,3 +257,37 @@ async def test_an_unknown_call_is_refused_at_the_handshake_and_a_dead_one_ends_i
             assert isinstance(peer, WebSocketPeer)
         async with http.get(calls_server.url + f"/ws/calls/{call_id}") as resp:
             assert resp.status == 404
+
+
+MIXED_CALLS = 32
+MIXED_TEXT = "Thanks for holding. Your order shipped this morning and should arrive on Thursday afternoon."
+
+
+@pytest.mark.asyncio
+async def test_32_calls_of_every_protocol_at_once_speak_whole_frames_without_an_underrun(
+    calls_server: CallsServer,
+) -> None:
+    """The speech comes from the audio cache (warmed first): this is the call core pacing 32 calls of all five
+    protocols at once; whether a shared machine also synthesizes for them in time is `python -m loadtest calls`'s
+    measurement (loadtest/RESULTS.md)."""
+    protocols = [CALL_PROTOCOLS[n % len(CALL_PROTOCOLS)] for n in range(MIXED_CALLS)]
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as stack:
+        async with http.post(calls_server.url + "/tts", json={"text": MIXED_TEXT}) as resp:
+            assert resp.status == 200
+        tasks_before = await baseline_tasks(http, calls_server.url)
+        calls = [await stack.enter_async_context(controlled_call(http, calls_server, p)) for p in protocols]
+        before = await scrape(calls_server.url, http=http)
+        assert before.samples[sample("media_server_calls")] == MIXED_CALLS
+        for _, control in calls:
+            await speak(control, MIXED_TEXT, "mixed")
+        done = [await event(control, "done", "mixed") for _, control in calls]
+        after = await scrape(calls_server.url, http=http)
+        await stack.aclose()
+        await settled(http, calls_server.url, tasks_before)
+    for protocol in CALL_PROTOCOLS:
+        gaps = sample("media_server_underruns_total", route=CALL_ROUTES[protocol])
+        assert after.samples[gaps] - before.samples[gaps] == 0, protocol
+    for protocol, (peer, _), finished in zip(protocols, calls, done, strict=True):
+        frames = peer.received.frames
+        assert {len(frame) for _, frame in frames} == {CALL_FRAME_BYTES[protocol]}, protocol
+        assert (len(frames) - 1) * 20 <= finished["audio_ms"] <= len(frames) * 20, (protocol, len(frames))
