@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from media_server.errors import InvalidRequest, TooManyControllers, UnknownCall, UnsupportedFormat
+from media_server.config import Settings
+from media_server.errors import ConfigError, InvalidRequest, TooManyControllers, UnknownCall, UnsupportedFormat
 from media_server.session.commands import Speak
 from media_server.session.events import ClientEvent, Error
 from media_server.session.session import SessionLimits
@@ -204,3 +205,11 @@ def test_the_audio_a_media_url_asks_for_is_checked_by_name() -> None:
         audio_from_query({"sample_rate": "16000"}, codecs, "PCMU")
     with pytest.raises(UnsupportedFormat, match=r"^sample_rate: '-1' is not one of 8000, 16000 Hz$"):
         audio_from_query({"codec": "L16", "sample_rate": "-1"}, codecs, "PCMU")
+
+
+def test_the_audiosocket_port_is_off_by_default_and_checked_by_name() -> None:
+    assert Settings.from_env({}).audiosocket_port == 0
+    assert Settings.from_env({"AUDIOSOCKET_PORT": "9092"}).audiosocket_port == 9092
+    for bad in ("70000", "-1"):
+        with pytest.raises(ConfigError, match=r"AUDIOSOCKET_PORT=.*must be in \[0, 65535\]"):
+            Settings.from_env({"AUDIOSOCKET_PORT": bad})
