@@ -10,8 +10,8 @@ call bridges, for the tests and the load harness (no vendor account is needed, o
   payload; the UUID first, then slin audio).
 
 Each records what it receives with its arrival time (`Recording`: audio frames apart from the other
-messages) and lets its user wait for a condition on it without sleeping. `late_audio` says which
-pieces of audio a listener playing them in real time would have got too late.
+messages) and lets its user wait for a condition on it without sleeping. `controlled_call` opens a new call
+of any protocol on a `CallServer` with its control channel, as an agent drives it (`speak`, `event`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,21 +81,6 @@ class Recording:
             while not condition():
                 self._changed.clear()
                 await self._changed.wait()
-
-
-def late_audio(pieces: Sequence[tuple[float, float]], delay_s: float) -> list[float]:
-    """How late each late piece was, for a listener that starts playing the first of `pieces` (arrival time,
-    seconds of audio) `delay_s` after it arrives and plays them back to back in real time."""
-    if not pieces:
-        return []
-    start = pieces[0][0] + delay_s
-    late, played_s = [], 0.0
-    for arrived_at, duration_s in pieces:
-        due = start + played_s
-        if arrived_at > due:
-            late.append(arrived_at - due)
-        played_s += duration_s
-    return late
 
 
 def _silence_payload(size: int, byte: bytes = b"\xff") -> str:
