@@ -2,8 +2,9 @@
 
 `calls` calls are opened at the same time, round robin over Twilio, Telnyx, Plivo, Vonage and Asterisk
 AudioSocket (the fake platforms of `clients/telephony.py`, each sending its caller's audio every 20 ms),
-each with its control channel. Every call then talks like an agent: it speaks a unique conversational
-turn, waits for its `done`, pauses, and speaks again until the run's time is up. Measured per protocol:
+each with its control channel. Every call then talks like an agent, out of step with the others (its first
+turn after a random part of the longest pause): it speaks a unique conversational turn, waits for its
+`done`, pauses, and speaks again until the run's time is up. Measured per protocol:
 the server's TTFA (`audio_start.ttfa_ms`), the longest wait between two frames inside an utterance at the
 platform (20 ms when smooth; the first frames come ahead of time for the far end's buffer), frames of the
 wrong size, and the server's own underrun count for the protocol's route (`/metrics`, before and after).
@@ -118,6 +119,7 @@ async def _talk(
         async with controlled_call(http, server, record.protocol) as (peer, control):
             starts: list[int] = []
             try:
+                await asyncio.sleep(rng.uniform(0.0, config.pause_s[1]))  # calls start out of step, as the swarm's
                 while time.monotonic() < deadline:
                     utterance_id = f"u{record.utterances}"
                     record.utterances += 1
