@@ -21,7 +21,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,ray,frameworks]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,qwen,ray,frameworks,asr]'
 	touch $@
 
 # The `ray` extra (MODE=ray: engine replicas on Ray Serve), installed by `make run MODE=ray` when missing.
@@ -80,6 +80,6 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,frameworks]'
+	.lock-venv/bin/pip install --quiet -e '.[dev,qwen,ray,frameworks,asr,gpucheck]'
 	.lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 	rm -rf .lock-venv

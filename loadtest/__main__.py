@@ -1,12 +1,16 @@
-"""Command line: `python -m loadtest rtc | http | capacity | adversarial | calls | plot | report`.
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | ray | calls | plot |
+report`, and the Qwen3-TTS benchmarks `qwen`, `qwen-overhead` and `qwen-check`, which load the backend in this
+process (`loadtest.qwen_commands`).
 
-`rtc`, `http`, `capacity`, `adversarial` and `calls` load a server. `--url` targets a running one (its CPU is measured
-when its process can be found by its port, or is given with `--server-pid`); otherwise a server
-is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE` settings,
-its log kept in the output folder (with an AudioSocket listener for `calls`; with `--url`, `calls` needs
-`--audiosocket-port`). Each run writes `<kind>-<date>.json` and a PNG of the same name
-into `--out` and prints its figures as Markdown tables. `adversarial` exits with 1 when the server
-failed it (see `loadtest.adversarial`).
+`rtc`, `http`, `capacity`, `adversarial` and `calls` load a server; `intelligibility` has it speak number-dense
+sentences and transcribes them beside raw Piper's (`loadtest.intelligibility`). `--url` targets a running
+one (its CPU is measured when its process can be found by its port, or is given with `--server-pid`);
+otherwise a server is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE`
+settings, its log kept in the output folder (with an AudioSocket listener for `calls`; with `--url`, `calls`
+needs `--audiosocket-port`). Each run writes `<kind>-<date>.json` and a PNG of the same name into `--out`
+and prints its figures as Markdown tables. `adversarial` and `intelligibility` exit with 1 when the server
+failed them. `ray` starts its own two servers, standalone then `MODE=ray`, and compares them (see
+`loadtest.ray_mode`); it and `calls` write no PNG.
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from clients.telephony import CallServer
-from loadtest import results
+from loadtest import qwen_commands, results
 from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adversarial
 from loadtest.baseline import start_piper_server
 from loadtest.calls import CallsConfig, run_calls
 from loadtest.capacity import Criteria, search
 from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped, merge, probe, run_phase
+from loadtest.intelligibility import run_intelligibility
 from loadtest.plot import plot
 from loadtest.profiling import Profiler, summarize
+from loadtest.ray_mode import RayConfig, run_ray_comparison
 from loadtest.report import render
 from loadtest.resources import QUIET_PERCENT, CpuUsage, wait_for_quiet
-from loadtest.server_process import free_port, listener_pid, start_media_server
+from loadtest.server_process import free_port, listener_pid, parse_settings, start_media_server
 from loadtest.swarm import LevelResult, SwarmConfig, run_level
 from loadtest.texts import UniqueTexts
 
@@ -52,8 +58,12 @@ examples:
   python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
   python -m loadtest adversarial --duration 120 --sessions 8
   python -m loadtest calls --calls 32 --duration 30
+  python -m loadtest intelligibility                # needs the asr extra
+  unshare -n sh -c 'ip link set lo up && python -m loadtest ray --streams 16 --duration 20'
   python -m loadtest report loadtest/results/*.json
   python -m loadtest plot loadtest/results/rtc-*.json loadtest/results/http-*.json -o figure.png
+  python -m loadtest qwen --model-dir ../shared/qwen3-tts/0.6B-Base --device cpu --streams 1 --frames 40 --json q.json
+  python -m loadtest qwen-overhead --model-dir CHECKPOINT --against main --json overhead.json
 """
 
 
@@ -164,12 +174,26 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--pause", type=float, nargs=2, default=call_defaults.pause_s, metavar=("MIN", "MAX"))
     calls.add_argument("--seed", type=int, default=call_defaults.seed)
     calls.add_argument("--audiosocket-port", type=int, help="the --url server's AUDIOSOCKET_PORT")
+    commands.add_parser(
+        "intelligibility", parents=[common], help="Whisper tiny's word error rate on our speech and raw Piper's"
+    )
+    ray = commands.add_parser("ray", help="MODE=ray against standalone: TTFA, per-chunk overhead, failover gap")
+    ray_defaults = RayConfig()
+    ray.add_argument("--streams", type=int, default=ray_defaults.streams, help="concurrent streams (default: 16)")
+    ray.add_argument("--duration", type=float, default=ray_defaults.duration_s, help="seconds per mode (default: 20)")
+    ray.add_argument("--replicas", type=int, default=ray_defaults.replicas, help="engine replicas (default: 1)")
+    ray.add_argument(
+        "--failover-replicas", type=int, default=ray_defaults.failover_replicas, help="for the failover (default: 2)"
+    )
+    ray.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting of both servers")
+    ray.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default: %(default)s)")
 
     plot_cmd = commands.add_parser("plot", help="draw results files into one PNG")
     plot_cmd.add_argument("files", type=Path, nargs="+")
     plot_cmd.add_argument("-o", "--output", type=Path, required=True)
     report = commands.add_parser("report", help="print results files as Markdown tables")
     report.add_argument("files", type=Path, nargs="+")
+    qwen_commands.add_parsers(commands)
     return parser
 
 
@@ -372,23 +396,20 @@ async def _calls(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     return dataclasses.asdict(result)
 
 
+async def _intelligibility(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    result = await run_intelligibility(target.url)
+    _log(f"intelligibility: ours WER {result.ours_wer:.3f}, raw Piper {result.raw_wer:.3f} ({result.model})")
+    return {"summary": result.summary(), "sentences": [dataclasses.asdict(heard) for heard in result.sentences]}
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, dict[str, Any]]]] = {
     "rtc": _rtc,
     "capacity": _capacity,
     "http": _http,
     "adversarial": _adversarial,
     "calls": _calls,
+    "intelligibility": _intelligibility,
 }
-
-
-def _settings(pairs: list[str]) -> dict[str, str]:
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--env {pair!r}: expected KEY=VALUE")
-        settings[key] = value
-    return settings
 
 
 def _exit_on_terminate(signum: int, frame: FrameType | None) -> None:
@@ -414,7 +435,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             pid = args.server_pid or listener_pid(url)
             server: dict[str, Any] = {"url": url, "spawned": False, "pid": pid}
         else:
-            env = _settings(args.env)
+            env = parse_settings(args.env)
             if command == "calls":
                 env.setdefault("AUDIOSOCKET_PORT", str(free_port()))
                 audiosocket_port = int(env["AUDIOSOCKET_PORT"])
@@ -439,6 +460,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     figure = plot([doc], path.with_suffix(".png"))
     _log(f"wrote {path} and {figure}")
+    if command == "intelligibility":
+        return 0 if body["summary"]["passed"] else 1
     return 1 if command == "adversarial" and not body["passed"] else 0
 
 
@@ -451,7 +474,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         print(render(results.load(args.files)))
         return 0
+    if args.command in ("qwen", "qwen-overhead", "qwen-check"):
+        return qwen_commands.run(args, argv)
+    if args.command == "ray":
+        return _ray(args, argv)
     return _load(args, argv)
+
+
+def _ray(args: argparse.Namespace, argv: list[str]) -> int:
+    config = RayConfig(args.streams, args.duration, args.replicas, args.failover_replicas, parse_settings(args.env))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    previous = signal.signal(signal.SIGTERM, _exit_on_terminate)
+    try:
+        comparison = run_ray_comparison(config, args.out, stamp)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    server = {"spawned": True, "env": config.env, "modes": ["standalone", "ray"]}
+    command = shlex.join(["python", "-m", "loadtest", *argv])
+    doc = results.document("ray", command, server, dataclasses.asdict(comparison))
+    path = results.write(doc, args.out / f"ray-{stamp}.json")
+    print(render([doc]))
+    _log(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -198,9 +198,33 @@ def _plot_adversarial(runs: Sequence[Item], path: Path, title: str) -> Path:
     return path
 
 
+def _plot_intelligibility(run: Item, path: Path) -> Path:
+    """Word errors per sentence, ours beside raw Piper's."""
+    heard = run["sentences"]
+    fig, ax = plt.subplots(figsize=(12, 4))
+    positions = np.arange(len(heard))
+    ax.bar(
+        positions - 0.2, [h["ours_errors"] for h in heard], 0.4, label=f"ours (WER {run['summary']['ours_wer']:.3f})"
+    )
+    ax.bar(
+        positions + 0.2, [h["raw_errors"] for h in heard], 0.4, label=f"raw Piper (WER {run['summary']['raw_wer']:.3f})"
+    )
+    ax.set_xticks(positions, [str(i + 1) for i in positions])
+    ax.set_xlabel("sentence")
+    ax.set_ylabel("word errors")
+    ax.set_title(run["summary"]["model"])
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=64)
+    plt.close(fig)
+    return path
+
+
 def plot(docs: Sequence[Document], path: Path) -> Path:
     """Draw every panel the documents have data for into `path`."""
     machine = docs[0]["machine"] if docs else {}
+    if docs and all(doc["kind"] == "intelligibility" for doc in docs):
+        return _plot_intelligibility(docs[-1]["intelligibility"], path)
     if docs and all(doc["kind"] == "adversarial" for doc in docs):
         title = f"media-server adversarial run, {machine.get('logical_cpus')} CPUs, {machine.get('date')}"
         return _plot_adversarial([doc["adversarial"] for doc in docs], path, title)

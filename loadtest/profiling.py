@@ -36,23 +36,19 @@ class ProfileSummary:
     top_project_inclusive: list[tuple[str, float]]
 
 
+def record_command(path: Path, rate_hz: int = SAMPLE_RATE_HZ) -> list[str]:
+    """`py-spy record` writing collapsed stacks to `path`; a target (`--pid=N` or `-- command`) is to follow."""
+    executable = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if executable is None:
+        raise RuntimeError("profiling needs py-spy: pip install py-spy")
+    return [executable, "record", "--format=raw", f"--output={path}", f"--rate={rate_hz}", "--threads", "--nonblocking"]
+
+
 class Profiler:
     """py-spy recording process `pid` for the duration of a `with` block into `path`."""
 
     def __init__(self, pid: int, path: Path) -> None:
-        executable = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-        if executable is None:
-            raise RuntimeError("--profile needs py-spy: pip install py-spy")
-        self._command = [
-            executable,
-            "record",
-            f"--pid={pid}",
-            "--format=raw",
-            f"--output={path}",
-            f"--rate={SAMPLE_RATE_HZ}",
-            "--threads",
-            "--nonblocking",
-        ]
+        self._command = [*record_command(path), f"--pid={pid}"]
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Profiler:

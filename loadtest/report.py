@@ -7,6 +7,7 @@ from typing import Any
 
 from loadtest.answers import ADMISSION_REFUSALS, CUT_SHORT, FAILURES, NO_ANSWER, status_class
 from loadtest.calls import calls_report
+from loadtest.ray_mode import ray_report
 from loadtest.results import Document, http_phases, rtc_levels
 
 PROFILE_TOP = 8
@@ -203,6 +204,30 @@ def _status_rows(run: Row) -> list[tuple[str, ...]]:
     return rows
 
 
+def intelligibility_report(doc: Document) -> str:
+    """Word error rates of our speech and raw Piper's, sentence by sentence (`loadtest.intelligibility`)."""
+    run = doc["intelligibility"]
+    summary = run["summary"]
+    rows = [
+        f"| {h['sentence']} | {h['ours_errors']} | {h['raw_errors']} | {len(h['reference'].split())} "
+        f"| {h['ours_written_errors']} | {h['raw_written_errors']} |"
+        for h in run["sentences"]
+    ]
+    verdict = "pass" if summary["passed"] else "fail"
+    return "\n".join(
+        [
+            f"Intelligibility ({summary['model']}), against the spoken references: WER ours "
+            f"**{summary['ours_wer']:.3f}**, raw Piper **{summary['raw_wer']:.3f}** ({verdict}: target <= 0.18 "
+            f"and <= 0.7x raw Piper). Against the written sentences: ours {summary['ours_written_wer']:.3f}, "
+            f"raw Piper {summary['raw_written_wer']:.3f}.",
+            "",
+            "| sentence | our errors | raw Piper errors | words | ours vs written | raw vs written |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def adversarial_report(doc: Document) -> str:
     """The adversarial run of `doc`: its verdict, the live sessions, each attack, and every answer by route."""
     run = doc["adversarial"]
@@ -306,6 +331,8 @@ def render(docs: Sequence[Document]) -> str:
         parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
     parts.extend(adversarial_report(doc) for doc in docs if doc["kind"] == "adversarial")
     parts.extend(calls_report(doc["calls"]) for doc in docs if doc["kind"] == "calls")
+    parts.extend(intelligibility_report(doc) for doc in docs if doc["kind"] == "intelligibility")
+    parts.extend(ray_report(doc["ray"]) for doc in docs if doc["kind"] == "ray")
     profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")
     if profiles:
         parts.append("Server profile (py-spy, share of samples):\n" + "\n".join(profiles))

@@ -119,3 +119,14 @@ def listener_pid(url: str) -> int | None:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
             return int(conn.pid)
     return None
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """`--env KEY=VALUE` arguments as a settings dictionary."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env {pair!r}: expected KEY=VALUE")
+        settings[key] = value
+    return settings

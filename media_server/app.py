@@ -20,7 +20,18 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from media_server.api import captioned, cartesia_bytes, health, jambonz, openapi, security, speech, static, voices
+from media_server.api import (
+    captioned,
+    cartesia_bytes,
+    dictionaries,
+    health,
+    jambonz,
+    openapi,
+    security,
+    speech,
+    static,
+    voices,
+)
 from media_server.api.app_keys import ENGINE, METRICS, SETTINGS
 from media_server.api.body_deadline import body_deadline
 from media_server.api.errors import error_middleware
@@ -32,7 +43,7 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import cartesia, control, plivo, telephony, vonage, websocket, wyoming
+from media_server.transports import announce, cartesia, control, plivo, telephony, vonage, websocket, wyoming
 from media_server.transports import jambonz as jambonz_stream
 from media_server.transports.audiosocket import audiosocket_server
 from media_server.transports.call import CallServices
@@ -68,12 +79,18 @@ async def _start(engine: Engine) -> None:
 
 
 async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it)."""
+    """The Wyoming server, with `WYOMING_PORT` (started after the engine, stopped before it), announced over
+    mDNS with `WYOMING_ZEROCONF`."""
     settings = app[SETTINGS]
     if not settings.wyoming_port:
         yield
         return
-    async with wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]):
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]))
+        if settings.wyoming_zeroconf is not None:
+            await stack.enter_async_context(
+                announce.announced(settings.wyoming_zeroconf, settings.host, settings.wyoming_port)
+            )
         yield
 
 
@@ -164,6 +181,7 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     health.add_routes(app)
     speech.add_routes(app)
     voices.add_routes(app)
+    dictionaries.add_routes(app)
     cartesia_bytes.add_routes(app)
     captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))

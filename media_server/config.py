@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -19,6 +20,7 @@ from media_server.errors import ConfigError
 QWEN_MAX_CHUNK_FRAMES = 32
 """The most codec frames one Qwen3-TTS decode call takes per sequence (and so one audio chunk)."""
 _FOREVER = float("inf")
+DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
@@ -26,6 +28,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("standalone", "gateway", "ray"),
     "qwen_device": ("auto", "cpu", "cuda"),
     "qwen_quant": ("none", "int8", "fp8"),
+    "qwen_dtype": ("auto", "bfloat16", "float32"),
 }
 """Every setting with a fixed set of values, checked when Settings is built (the one place)."""
 
@@ -71,7 +74,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "remote_audio_max_bytes": (1, _FOREVER),
     "remote_audio_timeout": (0.1, _FOREVER),
     "worker_stall_timeout": (0.1, _FOREVER),
+    "max_dictionaries": (0, 100_000),
+    "max_dictionary_rules": (1, 100_000),
     "engine_replicas": (1, 1024),
+    "engine_max_replicas": (0, 1024),
+    "engine_target_first_audio_ms": (1, _FOREVER),
 }
 """Every numeric setting's range, checked when Settings is built."""
 
@@ -85,6 +92,8 @@ class Settings:
     unix: str | None = None
     wyoming_port: int = 0
     """A Wyoming TCP server (Home Assistant) on `HOST` at this port; 0: none."""
+    wyoming_zeroconf: str | None = None
+    """Announce the Wyoming server over mDNS under this name (a DNS label), for Home Assistant's discovery."""
     audiosocket_port: int = 0
     """An Asterisk AudioSocket TCP listener on `HOST` at this port; 0: none."""
     log_level: str = "INFO"
@@ -99,10 +108,15 @@ class Settings:
     qwen_chunk_frames: int = 4
     qwen_prefill_chunk: int = 256
     qwen_quant: str = "none"
+    qwen_dtype: str = "auto"
     qwen_tf32: bool = True
     qwen_compile: bool = False
     qwen_warmup: bool = True
     voice_cache_dir: str = "~/.cache/media-server/voices"
+    dictionary_dir: str = "~/.cache/media-server/dictionaries"
+    max_dictionaries: int = 100
+    max_dictionary_rules: int = 1000
+    pronunciation_dictionaries: tuple[str, ...] = ()
     engine_workers: int = 2
     onnx_threads: int = 1
     step_budget_ms: float = 30.0
@@ -162,6 +176,8 @@ class Settings:
 
     # ray mode
     engine_replicas: int = 1
+    engine_max_replicas: int = 0
+    engine_target_first_audio_ms: float = 100.0
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
@@ -171,8 +187,25 @@ class Settings:
                 raise ConfigError(f"{name.upper()}={value!r}: expected one of {', '.join(allowed)}")
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
-            if value is not None and not low <= value <= high:
+            if not low <= value <= high:
                 raise ConfigError(f"{name.upper()}={value!r}: must be in [{low:g}, {high:g}]")
+        if 0 < self.engine_max_replicas < self.engine_replicas:
+            raise ConfigError(
+                f"ENGINE_MAX_REPLICAS={self.engine_max_replicas!r}: must be 0 (no autoscaling) or at least "
+                f"ENGINE_REPLICAS ({self.engine_replicas})"
+            )
+        if self.wyoming_zeroconf is not None:
+            if not DNS_LABEL.fullmatch(self.wyoming_zeroconf):
+                raise ConfigError(
+                    f"WYOMING_ZEROCONF={self.wyoming_zeroconf!r}: a DNS label: 1-63 letters, digits or inner hyphens"
+                )
+            if not self.wyoming_port:
+                raise ConfigError("WYOMING_ZEROCONF: announces the Wyoming server, so WYOMING_PORT must be set too")
+
+    @property
+    def engine_autoscales(self) -> bool:
+        """`MODE=ray`: whether Serve scales the engine between `ENGINE_REPLICAS` and `ENGINE_MAX_REPLICAS`."""
+        return self.engine_max_replicas > self.engine_replicas
 
     @property
     def listens_on_loopback(self) -> bool:

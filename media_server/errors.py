@@ -57,6 +57,26 @@ class NothingToSpeak(InvalidRequest):
     code = "nothing_to_speak"
 
 
+class InvalidSsml(InvalidRequest):
+    """SSML that is malformed or uses an element or value the server does not speak; the message says where."""
+
+    code = "invalid_ssml"
+
+
+class UnknownDictionary(InvalidRequest):
+    """A pronunciation dictionary (or a version of one) that is not stored."""
+
+    code = "unknown_dictionary"
+    status = 404
+
+
+class TooManyDictionaries(InvalidRequest):
+    """Storing one more pronunciation dictionary would pass `MAX_DICTIONARIES`."""
+
+    code = "too_many_dictionaries"
+    status = 409
+
+
 class BodyTooLarge(InvalidRequest):
     """The request body is over its size limit (`MAX_BODY_BYTES`, `MAX_UPLOAD_BYTES` for uploads)."""
 

@@ -10,8 +10,9 @@ from tests.server import RunningServer, start_server
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[RunningServer]:
-    running = start_server()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # Dictionaries the tests (and the OpenAPI fuzzing) store stay out of the home directory.
+    running = start_server({"DICTIONARY_DIR": str(tmp_path_factory.mktemp("dictionaries"))})
     yield running
     running.stop()
 

@@ -1,6 +1,10 @@
 """Fakes at the session's seams, for unit tests: an engine that yields scripted chunks, an output whose playout
 the test drives, an observer that counts; and `until`, which lets the loop run until a condition holds.
 
+`FakeCore` stands under an engine front: it records what it is handed and
+admits its first `admits` requests as `FakeStream`s in the voice they were
+given.
+
 A script is the list of steps one request's stream takes: a number (a chunk
 of that many samples), a MediaServerError (raised there, as a synthesis that
 fails), or an asyncio.Event (the stream waits for it: a chunk that has not
@@ -13,14 +17,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 import numpy as np
 
+from media_server.config import Settings
+from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.observer import EngineObserver
 from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice, WordTiming
-from media_server.errors import InvalidRequest, MediaServerError, UnknownVoice
+from media_server.errors import Busy, InvalidRequest, MediaServerError, UnknownVoice
 from media_server.session.output import Cue, PlayoutListener, PlayoutQueue, no_listener
 
 RATE = 24000
@@ -42,12 +48,14 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 class FakeStream:
     """One request's audio, following its script."""
 
-    def __init__(self, request: SynthesisRequest, steps: Sequence[Step], timed: bool = False) -> None:
+    def __init__(
+        self, request: SynthesisRequest, steps: Sequence[Step], timed: bool = False, voice: Voice = VOICE
+    ) -> None:
         self.request = request
         self._words = request.text.split() if timed else []
-        self.voice = VOICE
+        self.voice = voice
         self.language = "en"
-        self.sample_rate = RATE
+        self.sample_rate = voice.sample_rate
         self.timings = RequestTimings()
         self.closed = False
         self._steps = iter(steps)
@@ -66,9 +74,8 @@ class FakeStream:
             elif isinstance(step, MediaServerError):
                 raise step
             else:
-                chunk = AudioChunk(
-                    np.full(step, AMPLITUDE, dtype=np.int16), RATE, self.request.id, self._index, self._said(step)
-                )
+                pcm = np.full(step, AMPLITUDE, dtype=np.int16)
+                chunk = AudioChunk(pcm, self.sample_rate, self.request.id, self._index, self._said(step))
                 self._index += 1
                 return chunk
         raise StopAsyncIteration
@@ -77,8 +84,8 @@ class FakeStream:
         """With `timed`, each chunk says the text's next word over its whole length (chunks of equal size)."""
         if self._index >= len(self._words):
             return ()
-        start = self._index * samples / RATE
-        return (WordTiming(self._words[self._index], start, start + samples / RATE),)
+        start = self._index * samples / self.sample_rate
+        return (WordTiming(self._words[self._index], start, start + samples / self.sample_rate),)
 
     async def __aenter__(self) -> FakeStream:
         return self
@@ -108,6 +115,7 @@ class FakeEngine:
         self.refusals = dict(refusals or {})
         self.requests: list[SynthesisRequest] = []
         self.streams: list[FakeStream] = []
+        self.dictionaries = DictionaryStore(Settings())
 
     @property
     def backend_name(self) -> str:
@@ -157,6 +165,51 @@ class FakeEngine:
 
     async def delete_voice(self, voice_id: str) -> None:
         raise InvalidRequest("voice: the fake engine has no cloned voices")
+
+
+@dataclass
+class FakeCore:
+    """An engine core that records what it is handed, admits its first `admits` requests, and refuses the rest."""
+
+    known: tuple[Voice, ...] = ()
+    admits: int = 1_000_000
+    script: tuple[Step, ...] = DEFAULT_SCRIPT
+    submitted: list[tuple[SynthesisRequest, Voice, str]] = field(default_factory=list)
+    streams: list[FakeStream] = field(default_factory=list)
+    woken: int = 0
+    backend_name: str = "fake"
+    state: str = "ready"
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    def voices(self) -> Sequence[Voice]:
+        return self.known
+
+    def submit(self, request: SynthesisRequest, voice: Voice, language: str) -> FakeStream:
+        self.submitted.append((request, voice, language))
+        if len(self.streams) >= self.admits:
+            raise Busy("recorded; this fake admits no more")
+        self.streams.append(FakeStream(request, self.script, voice=voice))
+        return self.streams[-1]
+
+    async def start(self) -> float | None:
+        return None
+
+    async def stop(self) -> None: ...
+
+    def observe(self, observer: EngineObserver) -> None: ...
+
+    def health(self) -> bool:
+        return True
+
+    def stats(self) -> EngineStats:
+        return EngineStats.idle("fake", max_queue=0, max_batch_queue=0)
+
+    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
+        raise NotImplementedError
+
+    async def delete_voice(self, voice_id: str) -> None: ...
 
 
 class FakeOutput:

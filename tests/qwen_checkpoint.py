@@ -14,15 +14,13 @@ frames.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-import torch
-from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
-from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+from loadtest.qwen_checkpoint import write_json, write_random_weights
 
 ModelKind = Literal["custom_voice", "voice_design", "base"]
 
@@ -36,9 +34,6 @@ CONTROL_TOKENS = 1024
 SPECIAL_TEXT_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tts_pad>", "<tts_text_bos>", "<tts_eos>")
 # Whole-word tokens that the chat template needs to be single tokens, as in the real vocabulary.
 ROLE_TOKENS = ("assistant", "user")
-SEED = 1234
-OUTPUT_GAIN = 0.015
-"""Brings the random decoder's output (RMS about 15) down to about -12 dBFS, clear of clipping."""
 
 
 def build_checkpoint(
@@ -56,37 +51,11 @@ def build_checkpoint(
     path.mkdir(parents=True, exist_ok=True)
     text_ids = _write_text_tokenizer(path)
     values = _model_config(kind, codebook_size, text_ids)
-    with torch.random.fork_rng():
-        torch.manual_seed(SEED)
-        model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**values))
-        codec = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**_codec_config(codebook_size)))
-        if not silent:
-            _rescale_for_signal(codec.decoder)
-    model.save_pretrained(path)
-    # The speaker-encoder config takes no extra keys, so it cannot read back what save_pretrained writes.
-    saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    _write_json(path / "config.json", saved | {"speaker_encoder_config": values["speaker_encoder_config"]})
-    _write_json(path / "generation_config.json", _generation_config(greedy))
-    _write_json(path / "preprocessor_config.json", {"processor_class": "Qwen3TTSProcessor"})
-    codec.save_pretrained(path / "speech_tokenizer")
-    _write_json(path / "speech_tokenizer" / "preprocessor_config.json", _feature_extractor_config())
+    write_random_weights(path, values, _codec_config(codebook_size), silent=silent)
+    write_json(path / "generation_config.json", _generation_config(greedy))
+    write_json(path / "preprocessor_config.json", {"processor_class": "Qwen3TTSProcessor"})
+    write_json(path / "speech_tokenizer" / "preprocessor_config.json", _feature_extractor_config())
     return path
-
-
-def _rescale_for_signal(decoder: Any) -> None:
-    """Give the codec decoder weights that keep the signal's scale, so random codes decode to audible noise.
-
-    The transformers default (std 0.02 everywhere, zero codebooks) decodes every code to silence,
-    which would make any comparison of decoded audio vacuous.
-    """
-    with torch.no_grad():
-        for name, parameter in decoder.named_parameters():
-            if name.endswith("embedding_sum"):
-                parameter.normal_(0.0, 1.0)
-            elif name.endswith("weight") and parameter.dim() >= 2:
-                fan_in = parameter[0].numel() if "conv" in name else parameter.shape[-1]
-                parameter.normal_(0.0, fan_in**-0.5)
-        decoder.decoder[-1].conv.weight.mul_(OUTPUT_GAIN)
 
 
 def _model_config(kind: ModelKind, codebook_size: int, text_ids: dict[str, int]) -> dict[str, Any]:
@@ -227,7 +196,7 @@ def _write_text_tokenizer(path: Path) -> dict[str, int]:
     tokenizer.add_tokens([AddedToken(word, single_word=True, normalized=False) for word in ROLE_TOKENS])
     tokenizer.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TEXT_TOKENS])
     tokenizer.save(str(path / "tokenizer.json"))
-    _write_json(
+    write_json(
         path / "tokenizer_config.json",
         {
             "tokenizer_class": "Qwen2Tokenizer",
@@ -242,10 +211,6 @@ def _write_text_tokenizer(path: Path) -> dict[str, int]:
     )
     ids: dict[str, int] = tokenizer.get_vocab()
     return ids
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.write_text(json.dumps(value, indent=2), encoding="utf-8")
 
 
 def tiny_server_env(factory: pytest.TempPathFactory, silent: bool = False) -> dict[str, str]:

@@ -30,6 +30,7 @@ async def tts_bytes(request: web.Request) -> web.StreamResponse:
         language=generation.language,
         speed=generation.speed,
         priority=Priority.REALTIME,
+        pronunciation_dictionaries=generation.dictionaries,
     )
     if generation.container == "wav":
         if generation.encoding != "pcm_s16le":

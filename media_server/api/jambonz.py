@@ -4,9 +4,10 @@ jambonz posts `{"language", "voice", "type": "text" | "ssml", "text"}` with
 `Authorization: Bearer <the vendor's API key>` (one of `API_KEYS`). The
 answer is the speech as `audio/l16;rate=N`, raw 16-bit little-endian PCM,
 streamed as it is synthesized at real-time priority (a caller is waiting) at
-the rate the vendor URL names (`?sampleRate=`, 8000 by default). SSML is read
-for its text (`text/ssml.py`). The voice is one of `/v1/voices` (none: the
-first that speaks `language`); errors are the usual JSON errors.
+the rate the vendor URL names (`?sampleRate=`, 8000 by default). SSML is
+spoken as every route speaks it (`text/ssml.py`: the subset `GET /v1/ssml`
+lists, breaks as silence). The voice is one of `/v1/voices` (none: the first
+that speaks `language`); errors are the usual JSON errors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from media_server.audio.codecs import PcmEncoder
 from media_server.audio.sample_rates import JAMBONZ_RATES, requested_rate
 from media_server.engine.types import Priority, SynthesisRequest
 from media_server.errors import InvalidRequest
-from media_server.text.ssml import ssml_text
 
 PATH = "/jambonz/tts"
 ROUTE = "jambonz_http"
@@ -34,7 +34,8 @@ async def jambonz_tts(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest(f"type: {kind[:40]!r} is not one of {', '.join(TEXT_TYPES)}")
     text = required(body, "text", str)
     synth = SynthesisRequest(
-        text=ssml_text(text) if kind == "ssml" else text,
+        text=text,
+        ssml=kind == "ssml",
         voice=optional(body, "voice", str),
         language=with_default(body, "language", str, "auto"),
         priority=Priority.REALTIME,

@@ -13,7 +13,8 @@ from aiohttp import web
 from media_server.api.captioned import CAPTIONED_FORMATS
 from media_server.api.speech import SPEECH_FORMATS, SSE_FORMATS
 from media_server.audio.sample_rates import JAMBONZ_RATES
-from media_server.engine.parameters import PARAMETERS
+from media_server.engine.dictionaries import MAX_LOCATORS
+from media_server.engine.parameters import FLAGS, LOCATORS, PARAMETERS
 
 JSON = "application/json"
 ERROR = {
@@ -47,6 +48,20 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 SAMPLING = {name: _schema(name) for name in ("temperature", "top_p", "top_k", "repetition_penalty", "seed")}
+LOCATOR_LIST = {
+    "type": "array",
+    "maxItems": MAX_LOCATORS,
+    "items": {
+        "type": "object",
+        "required": ["pronunciation_dictionary_id"],
+        "properties": {"pronunciation_dictionary_id": {"type": "string"}, "version_id": {"type": "string"}},
+    },
+    "description": "stored pronunciation dictionaries to apply, in order",
+}
+TEXT_CONTROL = {
+    **{name: {"type": "boolean", "default": False, "description": meaning} for name, meaning in FLAGS.items()},
+    LOCATORS: LOCATOR_LIST,
+}
 SPEED = {**_schema("speed"), "default": 1.0}
 TTS_BODY = {
     "type": "object",
@@ -59,8 +74,23 @@ TTS_BODY = {
         "instructions": {"type": "string"},
         "sample_rate": {"type": "integer", "minimum": 8000, "maximum": 48000},
         **SAMPLING,
+        **TEXT_CONTROL,
     },
 }
+RULE = {
+    "type": "object",
+    "required": ["string_to_replace", "type"],
+    "properties": {
+        "string_to_replace": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "enum": ["alias", "phoneme"]},
+        "alias": {"type": "string"},
+        "phoneme": {"type": "string", "description": "IPA"},
+        "alphabet": {"type": "string", "enum": ["ipa"]},
+        "case_sensitive": {"type": "boolean", "default": True},
+        "word_boundaries": {"type": "boolean", "default": True},
+    },
+}
+DICTIONARY_ID = [{"name": "dictionary_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 OPENAI_SPEECH_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["input", "voice"],
@@ -72,6 +102,7 @@ OPENAI_SPEECH_BODY: dict[str, Any] = {
         "instructions": {"type": "string"},
         "language": {"type": "string"},
         **SAMPLING,
+        **TEXT_CONTROL,
     },
 }
 CARTESIA_BODY: dict[str, Any] = {
@@ -91,6 +122,7 @@ CARTESIA_BODY: dict[str, Any] = {
         },
         "language": {"type": "string"},
         "generation_config": {"type": "object", "properties": {"speed": SPEED}},
+        "pronunciation_dict_id": {"type": "string", "description": "a stored pronunciation dictionary's id"},
     },
 }
 CLONE_FORM = {
@@ -286,6 +318,53 @@ PATHS: dict[str, dict[str, Any]] = {
         }
     },
     "/openapi.json": {"get": _op("This description", {"200": _ok(JSON)})},
+    "/v1/ssml": {
+        "get": _op("The SSML elements and attributes spoken, and the voices that speak phonemes", {"200": _ok(JSON)})
+    },
+    "/v1/pronunciation-dictionaries": {"get": _op("The stored pronunciation dictionaries", {"200": _ok(JSON)})},
+    "/v1/pronunciation-dictionaries/add-from-rules": {
+        "post": _op(
+            "Store a pronunciation dictionary from alias and phoneme rules",
+            {"200": _ok(JSON)},
+            {
+                "type": "object",
+                "required": ["name", "rules"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "rules": {"type": "array", "minItems": 1, "items": RULE},
+                },
+            },
+        )
+    },
+    "/v1/pronunciation-dictionaries/add-from-file": {
+        "post": {
+            **_op("Store a pronunciation dictionary from a PLS file (multipart: file, name)", {"200": _ok(JSON)}),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file", "name"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "name": {"type": "string"},
+                                "description": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+        }
+    },
+    "/v1/pronunciation-dictionaries/{dictionary_id}": {
+        "get": {
+            **_op("A stored pronunciation dictionary with its rules", {"200": _ok(JSON)}),
+            "parameters": DICTIONARY_ID,
+        },
+        "delete": {**_op("Delete a stored pronunciation dictionary", {"200": _ok(JSON)}), "parameters": DICTIONARY_ID},
+    },
 }
 
 

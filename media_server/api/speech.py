@@ -11,6 +11,7 @@ from media_server.api.body import json_object, optional, required, with_default
 from media_server.api.openai_names import OPENAI_MODELS, check_model, map_voice
 from media_server.audio.codecs import PcmEncoder, audio_format
 from media_server.audio.constants import OPENAI_PCM_RATE
+from media_server.engine.parameters import LOCATORS, dictionary_locators, flag
 from media_server.engine.types import Priority, SamplingParams, SynthesisRequest
 from media_server.errors import InvalidRequest, UnsupportedFormat
 
@@ -38,6 +39,8 @@ def openai_request(request: web.Request, body: dict[str, object], priority: Prio
         language=with_default(body, "language", str, "auto"),
         speed=with_default(body, "speed", float, 1.0),
         instructions=optional(body, "instructions", str),
+        ssml=flag("ssml", body.get("ssml")),
+        pronunciation_dictionaries=dictionary_locators(body.get(LOCATORS)),
         sampling=_sampling(body),
         priority=priority,
     )
@@ -74,6 +77,8 @@ def _tts_request(body: dict[str, object], priority: Priority) -> SynthesisReques
         language=with_default(body, "language", str, "auto"),
         speed=with_default(body, "speed", float, 1.0),
         instructions=optional(body, "instructions", str),
+        ssml=flag("ssml", body.get("ssml")),
+        pronunciation_dictionaries=dictionary_locators(body.get(LOCATORS)),
         sampling=_sampling(body),
         priority=priority,
     )

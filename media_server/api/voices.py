@@ -16,58 +16,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from media_server.api.app_keys import ENGINE, SETTINGS
 from media_server.api.audio_response import whole_audio
+from media_server.api.multipart import read_form
 from media_server.api.remote_audio import fetch_reference
 from media_server.audio.decode import decode_audio
 from media_server.engine.types import Priority, SynthesisRequest, Voice
-from media_server.errors import BodyTooLarge, InvalidRequest, TextTooLong
+from media_server.errors import InvalidRequest
 
-MAX_FIELD_BYTES = 64 * 1024
 TEXT_FIELDS = ("transcript", "name", "text", "audio_url", "language", "format")
-
-
-async def _form(request: web.Request) -> tuple[bytes | None, dict[str, str]]:
-    """The uploaded `audio` bytes and the text fields of a multipart body, within `MAX_UPLOAD_BYTES`."""
-    if not request.content_type.startswith("multipart/"):
-        raise InvalidRequest("body: send multipart/form-data with an `audio` file (or `audio_url`)")
-    limit = request.app[SETTINGS].max_upload_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"body: {request.content_length} bytes is over the limit of {limit} (MAX_UPLOAD_BYTES)")
-    reader = await request.multipart()
-    audio: bytes | None = None
-    fields: dict[str, str] = {}
-    while (part := await reader.next()) is not None:
-        _check_received(request, limit)
-        if not isinstance(part, BodyPartReader):
-            raise InvalidRequest("body: nested multipart is not supported")
-        if part.name == "audio":
-            audio = await _read_part(request, part, "audio")
-        elif part.name in TEXT_FIELDS:
-            text = await _read_part(request, part, part.name, MAX_FIELD_BYTES)
-            fields[part.name] = text.decode("utf-8", "replace")
-        else:
-            raise InvalidRequest(f"{part.name}: unknown field; expected audio, {', '.join(TEXT_FIELDS)}")
-    return audio, fields
-
-
-def _check_received(request: web.Request, limit: int) -> None:
-    """BodyTooLarge once more than `limit` bytes of the body have arrived (chunked bodies announce no length)."""
-    if request.content.total_bytes > limit:
-        raise BodyTooLarge(f"body: over the limit of {limit} bytes (MAX_UPLOAD_BYTES)")
-
-
-async def _read_part(request: web.Request, part: BodyPartReader, name: str, limit: int | None = None) -> bytes:
-    """The bytes of `part`, within the upload limit and, when given, within `limit` bytes of its own."""
-    data = bytearray()
-    while chunk := await part.read_chunk():
-        _check_received(request, request.app[SETTINGS].max_upload_bytes)
-        data += chunk
-        if limit is not None and len(data) > limit:
-            raise TextTooLong(f"{name}: over the limit of {limit} bytes")
-    return bytes(data)
 
 
 async def _clone(request: web.Request, audio: bytes | None, fields: dict[str, str]) -> Voice:
@@ -91,7 +50,7 @@ async def audio_voices(request: web.Request) -> web.Response:
 
 
 async def create_voice(request: web.Request) -> web.Response:
-    voice = await _clone(request, *await _form(request))
+    voice = await _clone(request, *await read_form(request, "audio", TEXT_FIELDS))
     return web.json_response(asdict(voice), status=201)
 
 
@@ -101,7 +60,7 @@ async def delete_voice(request: web.Request) -> web.Response:
 
 
 async def clone_and_speak(request: web.Request) -> web.Response:
-    audio, fields = await _form(request)
+    audio, fields = await read_form(request, "audio", TEXT_FIELDS)
     text = fields.get("text", "")
     request.app[ENGINE].validate_text(text)
     voice = await _clone(request, audio, fields)

@@ -36,7 +36,7 @@ __all__ = ["AudioCache", "CacheKey", "CacheStats", "CachedAudio"]
 
 @dataclass(frozen=True)
 class CacheKey:
-    """Everything that shapes an utterance's audio."""
+    """Everything that shapes an utterance's audio, and the text as written that its word timings name."""
 
     text: str
     """The normalized text, as the backend receives it."""
@@ -46,11 +46,15 @@ class CacheKey:
     speed: float
     sampling: SamplingParams
     backend: str
+    written: str = ""
+    """The text as written ("$3.50" and "three dollars and fifty cents" sound the same, with other words)."""
 
     @classmethod
-    def for_request(cls, request: SynthesisRequest, voice: Voice, *, text: str, language: str) -> CacheKey:
+    def for_request(
+        cls, request: SynthesisRequest, voice: Voice, *, text: str, language: str, written: str
+    ) -> CacheKey:
         """The key of `request` spoken by `voice`, with the engine's normalized text and resolved language."""
-        return cls(text, voice.id, language, request.speed, request.sampling, voice.backend)
+        return cls(text, voice.id, language, request.speed, request.sampling, voice.backend, written)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from media_server.engine.parameters import check_parameters
-from media_server.engine.types import SynthesisRequest, Voice
+from media_server.engine.types import Voice
 from media_server.errors import InvalidRequest, NothingToSpeak, TextTooLong, UnknownVoice, UnsupportedLanguage
-from media_server.text.langid import detect_language
-
-# Detected languages below this confidence fall back to the voice's own: short
-# texts are often ambiguous, and refusing them would be worse than a guess.
-AUTO_LANGUAGE_CONFIDENCE = 0.8
+from media_server.text.langid import CONFIDENT, identify, wholly_in
 
 
 class VoiceCatalog:
@@ -59,15 +54,34 @@ class VoiceCatalog:
         if len(text) > self._max_text_chars:
             raise TextTooLong(f"text: {len(text)} characters is over the limit of {self._max_text_chars}")
 
-    def admit(self, request: SynthesisRequest) -> tuple[Voice, str]:
-        """The voice and language `request` will be spoken in; raises MediaServerError when it is refused."""
-        self.validate_text(request.text)
-        check_parameters(request)
-        language = request.language.strip()
-        if language.lower() in ("", "auto"):
-            fallback = self.resolve_voice(request.voice).languages[0]
-            language = detect_language(request.text, default=fallback, min_confidence=AUTO_LANGUAGE_CONFIDENCE)
-        return self.resolve_voice(request.voice, language), language
+    def detect(self, text: str, voice_id: str | None, expected: str | None = None) -> str:
+        """The language to speak `text` in, for `language: "auto"`, with voice `voice_id` (None: any voice).
+
+        A likely guess that a voice speaks is taken, unless another language is
+        `expected` (what a session has been speaking) and the guess is not clear
+        (a long sentence, or a script only one language uses). Otherwise the text
+        is spoken in the expected language, or the voice's own, unless it is
+        clearly and wholly in a language no voice speaks: that is refused.
+        """
+        candidates = [self.resolve_voice(voice_id)] if voice_id not in (None, "", "default") else self._source()
+
+        def speaks(code: str) -> bool:
+            return any(_speaks(candidate, code) for candidate in candidates)
+
+        voice = self.resolve_voice(voice_id)
+        fallback = expected if expected is not None and _speaks(voice, expected) else voice.languages[0]
+        guess = identify(text)
+        if guess is not None and guess.confidence >= CONFIDENT and speaks(guess.language):
+            if expected is None or guess.clear:
+                return guess.language
+        foreign = wholly_in(text, lambda code: not speaks(code))
+        if foreign is not None:
+            spoken = ", ".join(sorted({code for v in candidates for code in v.languages}))
+            raise UnsupportedLanguage(
+                f"language: the text is in {foreign!r}, which no voice here speaks (they speak {spoken}); "
+                "set `language` to one of theirs to have it read as that"
+            )
+        return fallback
 
 
 def _speaks(voice: Voice, language: str) -> bool:

@@ -202,9 +202,10 @@ class LocalCore:
             late_chunks=counters.late,
         )
 
-    def first_audio_estimate_s(self) -> float:
-        """When a real-time request admitted now would get its first audio (the scheduler's estimate)."""
-        return self._scheduler.estimate_first_audio_s()
+    def first_audio_estimate_s(self, ahead: int = 0) -> float:
+        """When a real-time request admitted now would get its first audio (the scheduler's estimate), with
+        `ahead` more fresh real-time requests before it."""
+        return self._scheduler.estimate_first_audio_s(ahead)
 
     @property
     def deterministic(self) -> bool:

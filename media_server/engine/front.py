@@ -1,12 +1,14 @@
 """`EngineFront`: the one engine routes, tracks and sessions see (`Engine` in `seam.py`), over any core.
 
-The front does what is the same wherever the model runs: the voice catalog
-and the checks before admission (text, parameters, language identification,
-voice), synchronously, so a bad request is refused before anything is sent. It
-then hands the request to its core (`EngineCore`): `LocalCore` in this
-process, the gateway's `RemoteCore` for a worker process. The core admits it
-(its queue, the first-audio budget) and streams its audio. The front imports
-nothing heavy: no model, no audio effects, no text normalization.
+The front does what is the same wherever the model runs: the voice catalog,
+the pronunciation dictionaries, and the checks before admission (text, SSML,
+parameters, language identification, voice), synchronously, so a bad request
+is refused before anything is sent. It then hands the request to its core
+(`EngineCore`): `LocalCore` in this process, the gateway's `RemoteCore` for a
+worker process. The core admits it (its queue, the first-audio budget) and
+streams its audio. A request in several parts (SSML breaks, voice or rate
+changes: `plan.py`) is submitted part by part (`PlanStream`). The front
+imports nothing heavy: no model, no audio effects, no text normalization.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from collections.abc import Sequence
 
 from media_server.config import Settings
 from media_server.engine.catalog import VoiceCatalog
+from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.observer import EngineObserver
+from media_server.engine.plan import Speech, plan
+from media_server.engine.plan_stream import PlanStream
 from media_server.engine.seam import AudioStream, EngineCore
 from media_server.engine.types import EngineStats, Pcm, SynthesisRequest, Voice
 from media_server.errors import NotReady
@@ -27,6 +32,8 @@ class EngineFront:
     def __init__(self, core: EngineCore, settings: Settings) -> None:
         self._core = core
         self._catalog = VoiceCatalog(core.voices, settings.max_text_chars)
+        self._max_text_chars = settings.max_text_chars
+        self.dictionaries = DictionaryStore(settings)
 
     @property
     def backend_name(self) -> str:
@@ -39,6 +46,7 @@ class EngineFront:
     async def start(self) -> float | None:
         # fastText loads on first use: off the event loop now, not on the first "auto" request.
         await asyncio.to_thread(detect_language, "warm up")
+        await asyncio.to_thread(self.dictionaries.load)
         return await self._core.start()
 
     async def stop(self) -> None:
@@ -67,8 +75,11 @@ class EngineFront:
     def stream(self, request: SynthesisRequest) -> AudioStream:
         """Check and admit `request`; raises MediaServerError subclasses on refusal."""
         self._require_voices()
-        voice, language = self._catalog.admit(request)
-        return self._core.submit(request, voice, language)
+        lexicon = self.dictionaries.lexicon(request.pronunciation_dictionaries)
+        parts = plan(request, self._catalog, lexicon, self._max_text_chars)
+        if len(parts) == 1 and isinstance(parts[0], Speech):
+            return self._core.submit(parts[0].request, parts[0].voice, parts[0].language)
+        return PlanStream(self._core, request, parts)
 
     async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
         return await self._core.create_voice(reference, sample_rate, transcript, name)

@@ -18,6 +18,9 @@ class EngineObserver(Protocol):
 
     def record_cache_lookup(self, cache: str, hit: bool) -> None: ...
 
+    def observe_chunk_transit(self, seconds: float) -> None:
+        """A chunk's time from the engine replica that made it to the gateway streaming it (`MODE=ray` only)."""
+
 
 class NoObserver:
     def observe_queue_wait(self, priority: Priority, seconds: float) -> None:
@@ -27,4 +30,7 @@ class NoObserver:
         pass
 
     def record_cache_lookup(self, cache: str, hit: bool) -> None:
+        pass
+
+    def observe_chunk_transit(self, seconds: float) -> None:
         pass

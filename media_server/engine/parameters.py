@@ -1,6 +1,7 @@
-"""Every numeric synthesis parameter's allowed range, in one table.
+"""Every numeric synthesis parameter's allowed range, in one table; and the other request fields every
+transport reads alike (the `ssml` flag, pronunciation dictionary locators).
 
-Checked at admission (`VoiceCatalog.admit`), so every route and transport
+Checked at admission (`plan.plan`), so every route and transport
 refuses the same values with the same message, naming the field and the range,
 whether or not the loaded backend uses the parameter (Piper ignores the
 sampling ones: a request that would be wrong on one backend is wrong on all).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from media_server.engine.types import SynthesisRequest
+from media_server.engine.types import DictionaryLocator, SynthesisRequest
 from media_server.errors import InvalidRequest
 
 
@@ -49,6 +50,40 @@ PARAMETERS: dict[str, Bound] = {
 }
 
 
+FLAGS: dict[str, str] = {"ssml": "the text is SSML (the subset GET /v1/ssml lists)"}
+"""Every boolean request field, and what true means."""
+LOCATORS = "pronunciation_dictionary_locators"
+
+
+def flag(name: str, value: object) -> bool:
+    """A boolean field (`FLAGS`), absent meaning false; raises InvalidRequest naming it."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name}: {_shown(value)} is not true or false")
+    return value
+
+
+def dictionary_locators(value: object) -> tuple[DictionaryLocator, ...]:
+    """`pronunciation_dictionary_locators`: a list of {pronunciation_dictionary_id, version_id?}."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{LOCATORS}: must be a list of {{pronunciation_dictionary_id, version_id}} objects")
+    locators = []
+    for i, item in enumerate(value):
+        name = f"{LOCATORS}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"pronunciation_dictionary_id", "version_id"}:
+            raise InvalidRequest(f"{name}: must be an object with pronunciation_dictionary_id and version_id")
+        identifier, version = item.get("pronunciation_dictionary_id"), item.get("version_id")
+        if not isinstance(identifier, str) or not identifier:
+            raise InvalidRequest(f"{name}.pronunciation_dictionary_id: required, a string")
+        if version is not None and not isinstance(version, str):
+            raise InvalidRequest(f"{name}.version_id: must be a string")
+        locators.append(DictionaryLocator(identifier, version))
+    return tuple(locators)
+
+
 def check_parameters(request: SynthesisRequest) -> None:
     """Raise InvalidRequest for the first parameter of `request` outside its range."""
     PARAMETERS["speed"].check("speed", request.speed)
@@ -58,6 +93,6 @@ def check_parameters(request: SynthesisRequest) -> None:
             PARAMETERS[name].check(name, value)
 
 
-def _shown(value: float | int) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"

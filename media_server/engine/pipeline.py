@@ -1,7 +1,8 @@
 """RequestPipeline: what the engine does around the model for one request.
 
 Created at admission on the event loop (cheap), then run in a worker thread:
-`begin` normalizes the text for its language and looks the result up in the
+`begin` makes the text speakable for its language (normalized, SSML's inline
+readings and phonemes in place: `text/spoken.py`) and looks the result up in the
 audio cache; `timed` takes the word spans the backend timed; `process`
 finishes each step's audio (trim, speed, loudness), with the words of the
 original text that start in it (`words.py`), and records both; `finish` gives the words
@@ -18,9 +19,9 @@ from typing import Protocol
 from media_server.audio.pcm import Pcm
 from media_server.engine.cache import AudioCache, CacheKey
 from media_server.engine.postprocess import EMPTY, PostProcessor
-from media_server.engine.types import RequestTimings, Speech, SynthesisRequest, Voice, WordTiming
+from media_server.engine.types import PHONEMES, RequestTimings, Speech, SynthesisRequest, Voice, WordTiming
 from media_server.engine.words import Placement, WordSpan, WordTracker
-from media_server.text.normalize import normalize_aligned
+from media_server.text.spoken import spoken_text
 
 
 class Finisher(Placement, Protocol):
@@ -55,11 +56,11 @@ class RequestPipeline:
         """The request as the backend should see it, and the cached audio if there is some."""
         started = time.monotonic()
         self.timings.queue_wait_s = started - self.request.received_at
-        normalized = normalize_aligned(self.request.text, self.language)
-        text = normalized.text
-        self._words = WordTracker(self.request.text, normalized, self.voice.sample_rate)
-        prepared = replace(self.request, text=text, language=self.language)
-        key = CacheKey.for_request(prepared, self.voice, text=text, language=self.language)
+        spoken = spoken_text(self.request.text, self.request.ssml, self.language, PHONEMES in self.voice.capabilities)
+        text = spoken.said.text
+        self._words = WordTracker(spoken.written, spoken.said, self.voice.sample_rate)
+        prepared = replace(self.request, text=text, language=self.language, ssml=False)
+        key = CacheKey.for_request(prepared, self.voice, text=text, language=self.language, written=spoken.written)
         cached = None
         if self._cache.cacheable(key):
             hit = self._cache.get(key)

@@ -67,6 +67,16 @@ class PostProcessor:
             self.emitted_until = base + bounds[1]
         return finished
 
+    @property
+    def received_until(self) -> int:
+        """Backend samples received so far: those past `emitted_until` are held silence, sent or dropped later."""
+        return self._seen
+
+    @property
+    def sent_samples(self) -> int:
+        """Samples of audio sent so far."""
+        return self._out
+
     def output_position(self, sample: int) -> float:
         """Where the backend's `sample` is in the audio sent: trimmed lead at 0, stretched with the audio."""
         if sample <= self._lead or not self._pieces:

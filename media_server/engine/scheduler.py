@@ -168,20 +168,21 @@ class Scheduler:
                 self._queue.push(job)
                 self._cond.notify()
 
-    def estimate_first_audio_s(self) -> float:
+    def estimate_first_audio_s(self, ahead: int = 0) -> float:
         """When a real-time request admitted now would get its first audio, from measured step times.
 
         Before its first step go the fresh real-time jobs already waiting (their work
-        up to first audio) and the playing ones that fall due meanwhile (a step each),
-        spread over the engine's parallel capacity, and about half a step of work
-        already running; then its own work up to its first audio.
+        up to first audio), `ahead` more such jobs (requests on their way here), and
+        the playing ones that fall due meanwhile (a step each), spread over the
+        engine's parallel capacity, and about half a step of work already running;
+        then its own work up to its first audio.
         """
         with self._cond:
             now = time.monotonic()
             capacity = self._workers * self._backend.max_batch
             first, step = self._first_audio_work_s, self._step_s
             realtime = [job for job in self._queue if job.priority == Priority.REALTIME]
-            fresh = sum(1 for job in realtime if job.fresh)
+            fresh = ahead + sum(1 for job in realtime if job.fresh)
             wait = (fresh * first + self._running / 2 * step) / capacity
             due = sum(1 for job in realtime if not job.fresh and job.due_at <= now + wait + first)
             return wait + due * step / capacity + first

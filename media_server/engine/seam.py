@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
+from media_server.engine.dictionaries import DictionaryStore
 from media_server.engine.observer import EngineObserver
 from media_server.engine.types import AudioChunk, EngineStats, Pcm, RequestTimings, SynthesisRequest, Voice
 
@@ -72,6 +73,9 @@ class Lifecycle(Protocol):
 
 
 class Engine(Lifecycle, Protocol):
+    dictionaries: DictionaryStore
+    """The stored pronunciation dictionaries requests may name."""
+
     def voices(self) -> Sequence[Voice]: ...
 
     def resolve_voice(self, voice_id: str | None, language: str | None = None) -> Voice: ...

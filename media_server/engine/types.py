@@ -10,7 +10,9 @@ from enum import IntEnum
 from media_server.audio.pcm import Pcm
 
 __all__ = [
+    "PHONEMES",
     "AudioChunk",
+    "DictionaryLocator",
     "EngineStats",
     "Pcm",
     "Priority",
@@ -24,6 +26,9 @@ __all__ = [
 ]
 
 _request_ids = itertools.count(1)
+
+PHONEMES = "ipa_phonemes"
+"""A voice capability: it says IPA given to it (`<phoneme>`, dictionary phoneme rules); others say the text."""
 
 
 class Priority(IntEnum):
@@ -45,16 +50,32 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class DictionaryLocator:
+    """A stored pronunciation dictionary, by id and (optionally) the version meant."""
+
+    pronunciation_dictionary_id: str
+    version_id: str | None = None
+    named_by: str | None = None
+    """The request field that holds the id, for errors (None: an entry of `pronunciation_dictionary_locators`)."""
+
+
+@dataclass(frozen=True)
 class SynthesisRequest:
     text: str
     voice: str | None = None
     language: str = "auto"
     speed: float = 1.0
     instructions: str | None = None
+    ssml: bool = False
+    """`text` is SSML (the subset `media_server.text.ssml` speaks)."""
+    pronunciation_dictionaries: tuple[DictionaryLocator, ...] = ()
+    """Applied in order, before the server-wide ones."""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     priority: Priority = Priority.BATCH
     id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
     received_at: float = field(default_factory=time.monotonic)
+    fallback_language: str | None = None
+    """For language "auto": the language to assume when the text does not clearly say (a session's so far)."""
     deadline: float | None = None
     """When (monotonic) the listener will need this request's first audio: later than now when it
     continues an utterance whose earlier audio is still playing. None: at once."""
@@ -115,6 +136,8 @@ class Voice:
     backend: str
     languages: tuple[str, ...]
     sample_rate: int
+    capabilities: tuple[str, ...] = ()
+    """What it can do beyond plain text (`PHONEMES`)."""
 
 
 @dataclass(frozen=True)

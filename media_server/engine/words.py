@@ -10,7 +10,9 @@ from the same written words are one word ("$3.50" is one word, said as five;
 "5 km" is one word, said as two). Times are then moved from the backend's
 samples to the samples actually sent (after the trim of leading silence and
 any time-stretch: `Placement`), and a word is released with the first audio
-that carries its start, never before.
+that carries its start, never before (one whose end reaches into trailing
+silence held back waits until that silence is sent or dropped, and then ends
+at most with the audio).
 
 A written word that makes no sound (a dash) gets no timing; a word whose start
 lies in trailing silence that was dropped is never released (it was never
@@ -56,6 +58,14 @@ class Placement(Protocol):
     @property
     def emitted_until(self) -> int:
         """How many of the backend's samples have been accounted for in the audio sent so far."""
+
+    @property
+    def received_until(self) -> int:
+        """How many of the backend's samples have been received (those past `emitted_until` are held silence)."""
+
+    @property
+    def sent_samples(self) -> int:
+        """How many samples of audio have been sent so far."""
 
     def output_position(self, sample: int) -> float:
         """Where the backend's `sample` is in the audio sent (extrapolated past `emitted_until`)."""
@@ -121,10 +131,15 @@ class WordTracker:
             self._open = None
         released: list[WordTiming] = []
         while self._ready and self._ready[0].start_sample < placement.emitted_until:
+            if not final and _ends_in_held_silence(self._ready[0], placement):
+                break
             group = self._ready.pop(0)
             self._released_tokens = group.last_token
             start = placement.output_position(group.start_sample)
-            end = max(start, placement.output_position(group.end_sample))
+            end = placement.output_position(group.end_sample)
+            if final:
+                end = min(end, placement.sent_samples)  # the trailing silence it reached into was dropped
+            end = max(start, end)
             text = self._original[self._token_starts[group.first_token] : self._token_ends[group.last_token]]
             released.append(WordTiming(text, start / self._rate, end / self._rate, group.estimated))
         return tuple(released)
@@ -138,6 +153,12 @@ class WordTracker:
         last = bisect.bisect_left(self._token_starts, max(origin_end, origin_start + 1)) - 1
         first = min(first, len(self._token_starts) - 1)
         return first, max(first, last)
+
+
+def _ends_in_held_silence(group: _Group, placement: Placement) -> bool:
+    """The word's end lies in silence held back: where it ends in the audio is known once that silence is sent
+    (speech follows) or dropped (the request ends)."""
+    return placement.emitted_until < group.end_sample and placement.emitted_until < placement.received_until
 
 
 class Aligner(Protocol):

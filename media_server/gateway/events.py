@@ -35,6 +35,9 @@ class EventBuffer:
     def record_cache_lookup(self, cache: str, hit: bool) -> None:
         self._events.append(["cache_lookup", cache, hit])
 
+    def observe_chunk_transit(self, seconds: float) -> None:
+        self._events.append(["chunk_transit", seconds])
+
     def drain(self) -> list[Event]:
         drained: list[Event] = []
         while self._events:
@@ -50,3 +53,5 @@ def replay(events: list[Event], observer: EngineObserver) -> None:
             observer.observe_step(float(args[0]), int(args[1]), float(args[2]))
         elif name == "cache_lookup":
             observer.record_cache_lookup(str(args[0]), bool(args[1]))
+        elif name == "chunk_transit":
+            observer.observe_chunk_transit(float(args[0]))

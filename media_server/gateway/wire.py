@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from media_server.engine.types import (
+    DictionaryLocator,
     EngineStats,
     Pcm,
     Priority,
@@ -56,6 +57,7 @@ from media_server.errors import (
     EngineError,
     EngineUnavailable,
     InvalidRequest,
+    InvalidSsml,
     MediaServerError,
     NoAudio,
     NothingToSpeak,
@@ -83,6 +85,7 @@ _ERRORS: dict[str, type[MediaServerError]] = {
     cls.code: cls
     for cls in (
         InvalidRequest,
+        InvalidSsml,
         UnknownVoice,
         TextTooLong,
         UnsupportedFormat,
@@ -164,12 +167,19 @@ def request_to_wire(request: SynthesisRequest) -> Message:
 
 def request_from_wire(fields: Message) -> SynthesisRequest:
     return SynthesisRequest(
-        **{**fields, "sampling": SamplingParams(**fields["sampling"]), "priority": Priority(fields["priority"])}
+        **{
+            **fields,
+            "sampling": SamplingParams(**fields["sampling"]),
+            "priority": Priority(fields["priority"]),
+            "pronunciation_dictionaries": tuple(
+                DictionaryLocator(**locator) for locator in fields["pronunciation_dictionaries"]
+            ),
+        }
     )
 
 
 def voice_from_wire(fields: Message) -> Voice:
-    return Voice(**{**fields, "languages": tuple(fields["languages"])})
+    return Voice(**{**fields, "languages": tuple(fields["languages"]), "capabilities": tuple(fields["capabilities"])})
 
 
 def stats_from_wire(fields: Message) -> EngineStats:

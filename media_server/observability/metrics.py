@@ -50,6 +50,10 @@ STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 
 # Compute seconds per second of audio; above 1 a listener underruns.
 REAL_TIME_FACTOR_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.5, 2.0, 5.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# Fine below 5 ms: the Ray transport's per-chunk target (`loadtest ray` reads its percentiles from these).
+CHUNK_TRANSIT_BUCKETS = (
+    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25
+)  # fmt: skip
 # Between consecutive audio chunks of one utterance; 20 ms is one frame.
 CHUNK_GAP_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 # How late a paced 20 ms frame leaves; past one frame a listener may hear it.
@@ -276,6 +280,12 @@ class Metrics:
             buckets=REAL_TIME_FACTOR_BUCKETS,
             registry=r,
         )
+        self._chunk_transit = Histogram(
+            "media_server_engine_chunk_transit_seconds",
+            "From an engine replica sending a chunk to this gateway receiving it (MODE=ray; wall clocks).",
+            buckets=CHUNK_TRANSIT_BUCKETS,
+            registry=r,
+        )
         self._batch_size = Histogram(
             "media_server_engine_batch_size",
             "Sequences advanced by one synthesis step.",
@@ -398,6 +408,9 @@ class Metrics:
 
     def record_cache_lookup(self, cache: str, hit: bool) -> None:
         (self._cache_hits if hit else self._cache_misses).labels(cache=cache).inc()
+
+    def observe_chunk_transit(self, seconds: float) -> None:
+        self._chunk_transit.observe(seconds)
 
     def record_worker_restart(self) -> None:
         self._worker_restarts.inc()

@@ -9,9 +9,11 @@ add_timestamps?, flush?, generation_config?: {speed?}, speed?}`; a cancel is
 start and end in seconds from the context's first sample), `flush_done`,
 `done` and `error`.
 
+`pronunciation_dict_id` names one of this server's pronunciation
+dictionaries (`POST /v1/pronunciation-dictionaries/add-from-rules`).
 What cannot apply here is accepted and ignored: `model_id` (the server's
 backend speaks), emotions and `__experimental_controls`,
-`pronunciation_dict_id`, `max_buffer_delay_ms` (text is spoken clause by
+`max_buffer_delay_ms` (text is spoken clause by
 clause as it arrives), `use_normalized_timestamps` and phoneme timestamps
 (words are always the transcript's as written). `voice.mode` must be `id`
 (an embedding cannot name one of our voices). `speed` is
@@ -30,6 +32,7 @@ from typing import Any
 
 from media_server.audio.codecs import AlawEncoder, MulawEncoder, PcmEncoder, StreamEncoder
 from media_server.engine.parameters import PARAMETERS
+from media_server.engine.types import DictionaryLocator
 from media_server.errors import InvalidRequest, UnsupportedFormat
 
 ENCODINGS: dict[str, Callable[[int], StreamEncoder]] = {
@@ -59,6 +62,7 @@ class Generation:
     """`continue`: more text for this context follows."""
     add_timestamps: bool
     flush: bool
+    dictionaries: tuple[DictionaryLocator, ...] = ()
 
     def encoder(self) -> StreamEncoder:
         return ENCODINGS[self.encoding](self.sample_rate)
@@ -105,6 +109,7 @@ def parse_generation(message: dict[str, Any], containers: Sequence[str] = ("raw"
         more=_flag(message, "continue"),
         add_timestamps=_flag(message, "add_timestamps"),
         flush=_flag(message, "flush"),
+        dictionaries=_dictionaries(message),
     )
 
 
@@ -113,6 +118,15 @@ def _flag(message: dict[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidRequest(f"{name}: must be true or false")
     return value
+
+
+def _dictionaries(message: dict[str, Any]) -> tuple[DictionaryLocator, ...]:
+    dictionary_id = message.get("pronunciation_dict_id")
+    if dictionary_id is None or dictionary_id == "":
+        return ()
+    if not isinstance(dictionary_id, str):
+        raise InvalidRequest("pronunciation_dict_id: must be a string, a stored pronunciation dictionary's id")
+    return (DictionaryLocator(dictionary_id, named_by="pronunciation_dict_id"),)
 
 
 def _voice(voice: object) -> str | None:

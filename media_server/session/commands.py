@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from media_server.engine.parameters import LOCATORS, dictionary_locators, flag
+from media_server.engine.types import DictionaryLocator
 from media_server.errors import InvalidRequest
 from media_server.json_input import decode_json
 
@@ -31,6 +33,8 @@ class Speak:
     id: str
     voice: str | None
     speed: float
+    ssml: bool = False
+    dictionaries: tuple[DictionaryLocator, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Append:
 
     text: str
     voice: str | None
+    dictionaries: tuple[DictionaryLocator, ...] = ()
     speed: float = 1.0
 
 
@@ -84,9 +89,17 @@ def to_command(message: dict[str, Any]) -> Command:
             id=_id(message) or new_utterance_id(),
             voice=_optional_str(message, "voice"),
             speed=_speed(message),
+            ssml=flag("ssml", message.get("ssml")),
+            dictionaries=dictionary_locators(message.get(LOCATORS)),
         )
     if kind == "append":
-        return Append(text=_text(message, allow_empty=True), voice=_optional_str(message, "voice"))
+        if flag("ssml", message.get("ssml")):
+            raise InvalidRequest("ssml: SSML is spoken whole; send the document in one speak message, not append")
+        return Append(
+            text=_text(message, allow_empty=True),
+            voice=_optional_str(message, "voice"),
+            dictionaries=dictionary_locators(message.get(LOCATORS)),
+        )
     if kind == "flush":
         return Flush()
     if kind == "cancel":

@@ -32,7 +32,7 @@ from typing import Protocol
 from media_server.audio.resample import Resampler
 from media_server.config import Settings
 from media_server.engine.seam import Engine
-from media_server.engine.types import AudioChunk, Priority, RequestTimings, SynthesisRequest
+from media_server.engine.types import AudioChunk, DictionaryLocator, Priority, RequestTimings, SynthesisRequest
 from media_server.errors import Busy, InvalidRequest, MediaServerError, NothingToSpeak, RateLimited, TextTooLong
 from media_server.observability.logging import LatencyBreakdown
 from media_server.ratelimit import MessageRate
@@ -99,6 +99,10 @@ class Utterance:
     id: str
     voice: str | None
     speed: float = 1.0
+    ssml: bool = False
+    dictionaries: tuple[DictionaryLocator, ...] = ()
+    language: str | None = None
+    """Decided by its first segment; later segments are spoken in it."""
     texts: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     text_at: float | None = None
     chars: int = 0
@@ -175,6 +179,8 @@ class Session:
         self._limits = limits
         self._observer = observer
         self._voice = voice
+        self._language: str | None = None
+        """The language the session has been speaking: assumed for text that does not clearly say."""
         self._on_activity = on_activity
         self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
         self._live: dict[str, Utterance] = {}
@@ -278,7 +284,7 @@ class Session:
 
     def _speak(self, command: Speak) -> None:
         self._engine.validate_text(command.text)
-        utterance = self._admit(command.id, command.voice, command.speed)
+        utterance = self._admit(command.id, command.voice, command.speed, command.ssml, command.dictionaries)
         utterance.add_text(command.text)
         utterance.close()
 
@@ -292,7 +298,9 @@ class Session:
                 f"over the limit of {self._limits.max_text_chars}"
             )
         if self._open is None:
-            self._open = self._admit(new_utterance_id(), command.voice, command.speed)
+            self._open = self._admit(
+                new_utterance_id(), command.voice, command.speed, dictionaries=command.dictionaries
+            )
         for segment in self._segmenter.append(command.text):
             self._open.add_text(segment)
 
@@ -329,13 +337,20 @@ class Session:
                 action()
         self._after.clear()
 
-    def _admit(self, utterance_id: str, voice: str | None, speed: float) -> Utterance:
+    def _admit(
+        self,
+        utterance_id: str,
+        voice: str | None,
+        speed: float,
+        ssml: bool = False,
+        dictionaries: tuple[DictionaryLocator, ...] = (),
+    ) -> Utterance:
         if utterance_id in self._live:
             raise InvalidRequest(f"id: {utterance_id!r} is taken by an utterance of this session that has not ended")
         resolved = self._engine.resolve_voice(voice or self._voice)
         if len(self._live) >= self._limits.max_queued_utterances:
             raise Busy(f"this session already has {len(self._live)} utterances queued")
-        utterance = Utterance(id=utterance_id, voice=resolved.id, speed=speed)
+        utterance = Utterance(id=utterance_id, voice=resolved.id, speed=speed, ssml=ssml, dictionaries=dictionaries)
         self._live[utterance.id] = utterance
         self._queue.put_nowait(utterance)
         return utterance
@@ -357,11 +372,16 @@ class Session:
                 request = SynthesisRequest(
                     text=text,
                     voice=utterance.voice,
+                    language=utterance.language or "auto",
                     speed=utterance.speed,
+                    ssml=utterance.ssml,
+                    pronunciation_dictionaries=utterance.dictionaries,
                     priority=Priority.REALTIME,
+                    fallback_language=self._language,
                     deadline=utterance.next_deadline(time.monotonic()),
                 )
                 async with self._engine.stream(request) as chunks:
+                    utterance.language = self._language = chunks.language
                     if utterance.timings is None:
                         utterance.timings = chunks.timings
                         self._emit(Started(id=utterance.id, voice=chunks.voice.id, language=chunks.language))

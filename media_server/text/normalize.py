@@ -28,6 +28,20 @@ Documented choices:
   "nineteen ninety-nine", "2005" -> "two thousand five"); with a thousands
   separator ("1,999") it is a cardinal. English cardinals drop "and"
   (American reading: "one hundred five").
+- A whole number before a fraction is a mixed number ("2 1/2" -> "two and a
+  half", "1¾" -> "one and three quarters").
+- A time with seconds is a time of day ("at 4:30:15 PM" -> "four thirty and
+  fifteen seconds PM") with AM/PM, after "at", "by", "until", "from" and the
+  like, or with a two-digit hour; otherwise a duration ("2:01:09" -> "two
+  hours, one minute and nine seconds").
+- An abbreviated unit's period is dropped unless it also ends the sentence
+  ("160 mi. in total" -> "one hundred sixty miles in total").
+- A unit after "per" or a slash is read singular ("$120 per yr." -> "one
+  hundred twenty dollars per year", "$5/mo" -> "five dollars per month").
+- Numbers with two or more dots are versions, read part by part ("3.11.4" ->
+  "three point eleven point four"), as is a number after "v" or "version"
+  ("v3.10" -> "version three point ten"); four parts up to 255 are an IPv4
+  address, read digit by digit ("dot" between); "31.12.2023" is a day-first date.
 - Digits are read one by one in phone numbers (groups as written, joined by
   commas), in numbers with a leading zero ("007"), and in runs of ten or more
   digits (grouped in threes, the last group taking up to four).
@@ -55,7 +69,7 @@ from functools import cache
 
 from num2words import CONVERTER_CLASSES, num2words
 
-__all__ = ["Normalized", "normalize", "normalize_aligned"]
+__all__ = ["Normalized", "normalize", "normalize_aligned", "number_words"]
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
@@ -85,6 +99,8 @@ _CURRENCIES: dict[str, tuple[tuple[str, str], tuple[str, str] | None]] = {
     "CAD": (("Canadian dollar", "Canadian dollars"), ("cent", "cents")),
     "AUD": (("Australian dollar", "Australian dollars"), ("cent", "cents")),
 }
+# A time with seconds after one of these words is a time of day ("at 1:30:15").
+_TIME_OF_DAY_BEFORE = re.compile(r"\b(?:at|by|until|till|before|after|from|to|since)\s+\Z", re.IGNORECASE)
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 _SCALES = {"k": "thousand", "K": "thousand", "M": "million", "bn": "billion", "B": "billion"}
 _SCALE = r"(?:\s?(?P<scale>thousand|million|billion|trillion)\b|(?P<suffix>bn|[kKMB])(?!\w))"
@@ -104,6 +120,15 @@ _UNITS: dict[str, tuple[str, str]] = {
     "lb": ("pound", "pounds"),
     "lbs": ("pound", "pounds"),
     "oz": ("ounce", "ounces"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"),
+    "yd": ("yard", "yards"),
+    "gal": ("gallon", "gallons"),
+    "sec": ("second", "seconds"),
+    "yr": ("year", "years"),
+    "yrs": ("year", "years"),
+    "wk": ("week", "weeks"),
+    "wks": ("week", "weeks"),
     "ml": ("milliliter", "milliliters"),
     "mL": ("milliliter", "milliliters"),
     "°C": ("degree Celsius", "degrees Celsius"),
@@ -196,6 +221,46 @@ _URL = re.compile(
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"
     rf"|(?<![\w@.])[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?"
 )
+# Units read after "per" or a slash ("per yr.", "/mo"), singular, beside those of `_UNITS`.
+_RATE_UNITS: dict[str, str] = {
+    "yr": "year",
+    "year": "year",
+    "mo": "month",
+    "month": "month",
+    "wk": "week",
+    "week": "week",
+    "day": "day",
+    "d": "day",
+    "h": "hour",
+    "hr": "hour",
+    "hour": "hour",
+    "min": "minute",
+    "sec": "second",
+    "s": "second",
+    "person": "person",
+    "head": "head",
+    "unit": "unit",
+    "user": "user",
+    "seat": "seat",
+    "night": "night",
+}
+_VULGAR_FRACTIONS = {
+    "½": (1, 2),
+    "⅓": (1, 3),
+    "⅔": (2, 3),
+    "¼": (1, 4),
+    "¾": (3, 4),
+    "⅕": (1, 5),
+    "⅖": (2, 5),
+    "⅗": (3, 5),
+    "⅘": (4, 5),
+    "⅙": (1, 6),
+    "⅚": (5, 6),
+    "⅛": (1, 8),
+    "⅜": (3, 8),
+    "⅝": (5, 8),
+    "⅞": (7, 8),
+}
 _SYMBOLS = {"&": "and", "@": "at", "+": "plus", "=": "equals", "%": "percent", "×": "times"}
 
 
@@ -334,6 +399,11 @@ def normalize_aligned(text: str, language: str = "en") -> Normalized:
     return body.around(lead, trail, len(text))
 
 
+def number_words(language: str) -> _Speaker:
+    """How numbers are said in `language` (English where `num2words` does not know it)."""
+    return _Speaker(_num2words_language(language))
+
+
 def _num2words_language(language: str) -> str:
     code = language.replace("-", "_")
     for candidate in (code, code.split("_")[0].lower()):
@@ -450,6 +520,13 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
 
     def clock(m: re.Match[str]) -> str:
         hour, minute = int(m["h"]), int(m["m"])
+        if (
+            m["s"]
+            and len(m["h"]) == 1
+            and not m["ampm"]
+            and not _TIME_OF_DAY_BEFORE.search(m.string, max(0, m.start() - 12), m.start())
+        ):
+            return duration(hour, minute, int(m["s"]))
         words = say.cardinal(hour)
         if minute:
             words += f" oh {say.cardinal(minute)}" if minute < 10 else f" {say.cardinal(minute)}"
@@ -459,6 +536,13 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             seconds = int(m["s"])
             words += f" and {say.cardinal(seconds)} second{'s' if seconds != 1 else ''}"
         return f"{words} {meridiem(m)}" if m["ampm"] else words
+
+    def duration(hours: int, minutes: int, seconds: int) -> str:
+        amounts = ((hours, "hour"), (minutes, "minute"), (seconds, "second"))
+        said = [f"{say.cardinal(n)} {name}{'s' if n != 1 else ''}" for n, name in amounts if n]
+        if not said:
+            return "zero seconds"
+        return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
 
     def hour(m: re.Match[str]) -> str:
         return f"{say.cardinal(int(m['h']))} {meridiem(m)}"
@@ -482,7 +566,8 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
 
     def unit(m: re.Match[str]) -> str:
         one, many = _UNITS[m["unit"].replace(" ", "")]
-        return f"{say.number(m['num'])} {one if m['num'] == '1' else many}"
+        reading = f"{say.number(m['num'])} {one if m['num'] == '1' else many}"
+        return f"{reading}." if m["dot"] and _ends_sentence(m.string, m.end()) else reading
 
     def decade(m: re.Match[str]) -> str:
         words = say.year(int(m[1]))
@@ -494,21 +579,67 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             groups[-2:] = [groups[-2] + groups[-1]]
         return ", ".join(say.digits(g) for g in groups)
 
+    def mixed(whole: str | None, numerator: int, denominator: int) -> str | None:
+        if not 0 < numerator < denominator:
+            return None
+        reading = fraction(numerator, denominator)
+        if whole is None:
+            return reading
+        if numerator == 1:
+            reading = "a " + reading.removeprefix("one ")
+        return f"{say.number(whole)} and {reading}"
+
+    def mixed_number(m: re.Match[str]) -> str:
+        return mixed(m["whole"], int(m["n"]), int(m["d"])) or m[0]
+
+    def vulgar(m: re.Match[str]) -> str:
+        return mixed(m["whole"], *_VULGAR_FRACTIONS[m["f"]]) or m[0]
+
+    def rate(m: re.Match[str]) -> str:
+        unit_word = _RATE_UNITS.get(m["unit"]) or _UNITS[m["unit"]][0]
+        reading = f"{' ' if m['lead'] == '/' else ''}per {unit_word}"
+        return f"{reading}." if m["dot"] and _ends_sentence(m.string, m.end()) else reading
+
+    def version(m: re.Match[str]) -> str:
+        parts = m["v"].split(".")
+        if len(parts) == 4 and all(len(p) <= 3 and int(p) <= 255 for p in parts):
+            return " dot ".join(say.digits(p) for p in parts)
+        if len(parts) == 3 and len(parts[2]) == 4 and all(len(p) <= 2 for p in parts[:2]):
+            if _valid_date(int(parts[1]), int(parts[0])):
+                return month_day(int(parts[1]), int(parts[0]), parts[2], day_first=True)
+        if not m["prefix"] and len(parts) == 3 and len(parts[2]) == 4 and all(len(p) >= 2 for p in parts):
+            return m[0]  # a phone number ("555.867.5309"): the phone rule reads it
+        words = " point ".join(say.cardinal(int(p)) for p in parts)
+        prefix = m["prefix"] or ""
+        return f"{'version ' if prefix in ('v', 'V') else prefix}{words}"
+
     units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    rate_units = "|".join(re.escape(u) for u in sorted(_RATE_UNITS.keys() | _UNITS.keys(), key=len, reverse=True))
     units = units.replace("°", "°\\s?")
     codes = "|".join(_CURRENCIES)
     symbols = "".join(re.escape(s) for s in _CURRENCY_SYMBOLS)
     ampm = r"\s?(?P<ampm>[aApP])\.?[mM]\.?(?!\w)"
     return (
         (_URL, url),
+        (
+            re.compile(rf"(?P<lead>\bper\s+|(?<=[\w%])/)(?P<unit>{rate_units})(?P<dot>\.)?(?![\w/°])"),
+            rate,
+        ),
         (_ABBREVIATION, abbreviation),
         (re.compile(r"\b[Nn]o\.\s?(?=\d)"), lambda m: f"{m[0][0]}umber "),
         (re.compile(r"#\s?(?=\d)"), lambda m: "number "),
         (re.compile(r"(?<![\w-])(\d{4})-(\d{2})-(\d{2})(?![\w-])"), iso_date),
         (
             re.compile(
+                r"(?<![\w.,])(?P<prefix>(?:[vV]|[Vv]ersion\s))?(?P<v>\d+(?:\.\d+){2,}|(?<=[vV])\d+\.\d+"
+                r"|(?<=[Vv]ersion\s)\d+\.\d+)(?![\w.]\w|\.\d)"
+            ),
+            version,
+        ),
+        (
+            re.compile(
                 r"(?<![\w+])(?:(?P<cc>\+\d{1,3})[ .-]?)?(?:\((?P<area>\d{2,4})\)[ .-]?)?"
-                r"(?P<body>\d{2,4}(?P<sep>[ .-])\d{2,4}(?:(?P=sep)\d{2,4}){0,3})(?!\w|[.-]\d)"
+                r"(?P<body>\d{1,4}(?P<sep>[ .-])\d{2,4}(?:(?P=sep)\d{2,4}){0,4})(?!\w|[.-]\d)"
             ),
             phone,
         ),
@@ -526,6 +657,8 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
             ),
             named_date,
         ),
+        (re.compile(r"(?<![\w.,/])(?P<whole>\d+)\s(?P<n>\d{1,2})/(?P<d>\d{1,2})(?![\w/]|\.\d)"), mixed_number),
+        (re.compile(rf"(?<![\w.,])(?P<whole>\d+)?\s?(?P<f>[{''.join(_VULGAR_FRACTIONS)}])"), vulgar),
         (
             re.compile(r"(?<![\w/.])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<year>\d{4}|\d{2}))?(?![\w/]|\.\d)"),
             slash,
@@ -536,6 +669,10 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
         ),
         (re.compile(rf"(?<![\w:.])(?P<h>1[0-2]|0?[1-9]){ampm}"), hour),
         (
+            re.compile(rf"(?P<symbol>[{symbols}])(?P<a>{_NUM})\s?[-–]\s?(?P=symbol)?(?P<b>{_NUM}){_AFTER}"),
+            lambda m: f"{m['a']} to {m['symbol']}{m['b']}",
+        ),
+        (
             re.compile(rf"{_BEFORE}(?P<a>{_NUM})(?:-|\s?–\s?)(?P<b>{_NUM}){_AFTER}"),
             lambda m: f"{m['a']} to {m['b']}",
         ),
@@ -543,7 +680,7 @@ def _english_rules(say: _Speaker) -> tuple[Rule, ...]:
         (re.compile(rf"(?P<symbol>[{symbols}])\s?(?P<num>{_NUM}){_SCALE}?"), money),
         (re.compile(rf"{_BEFORE}(?P<num>{_NUM}){_SCALE}?\s?(?P<code>{codes})\b"), money),
         (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?%"), lambda m: f"{say.number(m['num'])} percent"),
-        (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?(?P<unit>{units})(?![\w/])"), unit),
+        (re.compile(rf"{_BEFORE}(?P<num>{_NUM})\s?(?P<unit>{units})(?P<dot>(?<=[a-z])\.)?(?![\w/])"), unit),
         (re.compile(r"(?<![\w.,])(\d+)(?:st|nd|rd|th)\b"), lambda m: say.ordinal(int(m[1]))),
         (re.compile(r"(?<![\w.,])(\d{3}0)s\b"), decade),
         (re.compile(r"(?<![\w.,])(1[1-9]\d\d|20\d\d)(?!\w|[.,]\d)"), lambda m: say.year(int(m[1]))),

@@ -7,7 +7,8 @@ kept short (a clause, or a few words) so the first audio comes quickly; later
 segments are whole sentences, which sound better. A segment with no punctuation
 is cut at a word boundary once it exceeds `max_chars`; text with no whitespace
 (`word,word,...`) at a punctuation mark past `max_chars`, else anywhere at twice
-that, so no segment is unbounded.
+that, so no segment is unbounded. A raw-phoneme block (`[[ ... ]]`, which the
+engine makes of SSML phonemes) is never cut.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ CLAUSE_END = frozenset(",;:—–、，；：")
 # Words whose trailing period does not end a sentence.
 ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs etc e.g i.e fig no approx dept est inc ltd co mt ft".split())
 _WORD_BEFORE = re.compile(r"([\w.]+)\.$")
+_PHONEME_BLOCK = re.compile(r"\[\[.*?\]\]")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ class Segmenter:
         first = self._released == 0
         start = len(text) - len(text.lstrip())
         words = 0
+        inside = {i for block in _PHONEME_BLOCK.finditer(text) for i in range(block.start(), block.end() - 1)}
         for i in range(start, len(text) - 1):
+            if i in inside:
+                continue
             ch, nxt = text[i], text[i + 1]
             length = i + 1 - start
             if not nxt.isspace():

@@ -100,7 +100,14 @@ class _Connection:
         context = self.contexts.get(generation.context_id) or self._open(generation)
         session = context.session
         if generation.transcript.strip() or (context.has_text and generation.transcript):
-            session.dispatch(Append(generation.transcript, generation.voice, generation.speed))
+            session.dispatch(
+                Append(
+                    generation.transcript,
+                    generation.voice,
+                    dictionaries=generation.dictionaries,
+                    speed=generation.speed,
+                )
+            )
             context.has_text = True
         if generation.flush or not generation.more:
             session.dispatch(Flush())

@@ -10,6 +10,10 @@ Per connection, one request at a time:
   clause as it arrives (one utterance), then `synthesize-stopped`. A
   `synthesize` sent while a stream is open repeats its text for older
   servers, as Home Assistant does, and is ignored.
+- `text_format: "ssml"` on `synthesize` or `synthesize-start`: the text is
+  SSML (`media_server.text.ssml`). A streamed document is spoken whole at
+  `synthesize-stop` (SSML cannot be spoken clause by clause), its chunks
+  held until then, up to the text limit.
 A refused or failed request is an `error` event {text, code}. Each request
 is a session of its own (real-time priority), as on every transport.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from media_server.audio.codecs import PcmEncoder
 from media_server.config import Settings
 from media_server.engine.seam import Engine
-from media_server.errors import InvalidRequest, MediaServerError
+from media_server.errors import InvalidRequest, MediaServerError, TextTooLong
 from media_server.protocols.wyoming import WyomingEvent, encode_event, read_event
 from media_server.session.commands import Append, Flush, Speak, new_utterance_id
 from media_server.session.events import AudioStart, Done, Error, SessionEvent
@@ -48,6 +52,9 @@ class _Request:
     session: Session
     output: SocketOutput
     ended: asyncio.Event
+    voice: str | None = None
+    document: list[str] | None = None
+    """A streamed SSML document's chunks so far (None: plain text, spoken as it arrives)."""
 
 
 class WyomingConnection:
@@ -90,7 +97,7 @@ class WyomingConnection:
                 voice, text = _voice(event.data), _text(event.data)
                 request = self._open(voice)
                 try:
-                    request.session.dispatch(Speak(text, new_utterance_id(), voice, 1.0))
+                    request.session.dispatch(Speak(text, new_utterance_id(), voice, 1.0, ssml=_ssml(event.data)))
                 finally:
                     await self._finish(request)
             case "synthesize":
@@ -98,17 +105,35 @@ class WyomingConnection:
             case "synthesize-start":
                 if self._stream is not None:
                     raise InvalidRequest("synthesize-start: a stream is already open; stop it first")
-                self._stream = self._open(_voice(event.data))
+                voice = _voice(event.data)
+                self._stream = self._open(voice)
+                self._stream.voice = voice
+                self._stream.document = [] if _ssml(event.data) else None
             case "synthesize-chunk":
-                self._streaming("synthesize-chunk").session.dispatch(Append(_text(event.data), None))
+                self._chunk(self._streaming("synthesize-chunk"), _text(event.data))
             case "synthesize-stop":
                 request = self._streaming("synthesize-stop")
                 self._stream = None
-                request.session.dispatch(Flush())
+                if request.document is None:
+                    request.session.dispatch(Flush())
+                else:
+                    document = "".join(request.document)
+                    request.session.dispatch(Speak(document, new_utterance_id(), request.voice, 1.0, ssml=True))
                 await self._finish(request)
                 await self._send(WyomingEvent("synthesize-stopped"))
             case _:
                 log.debug("ignoring a Wyoming %r event", event.type)
+
+    def _chunk(self, request: _Request, text: str) -> None:
+        if request.document is None:
+            request.session.dispatch(Append(text, None))
+            return
+        held = sum(map(len, request.document)) + len(text)
+        if held > self._limits.max_text_chars:
+            raise TextTooLong(
+                f"text: the SSML streamed so far is {held} characters, over the limit of {self._limits.max_text_chars}"
+            )
+        request.document.append(text)
 
     def _streaming(self, kind: str) -> _Request:
         if self._stream is None:
@@ -232,6 +257,13 @@ def _text(data: dict[str, object]) -> str:
     if not isinstance(text, str):
         raise InvalidRequest("text: required, a string")
     return text
+
+
+def _ssml(data: dict[str, object]) -> bool:
+    text_format = data.get("text_format")
+    if text_format not in (None, "text", "ssml"):
+        raise InvalidRequest(f"text_format: {text_format!r} is not 'text' or 'ssml'")
+    return text_format == "ssml"
 
 
 def _voice(data: dict[str, object]) -> str | None:

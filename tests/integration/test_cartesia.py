@@ -1,6 +1,6 @@
 """Cartesia's protocol on `/tts/websocket` and `/tts/bytes` with a plain client: contexts side by side on one
-connection, continuations, flush, cancel, timestamps, formats and errors; plus `/dev/captioned_speech` and
-`/v1/audio/voices`."""
+connection, continuations, flush, cancel, timestamps, formats, pronunciation dictionaries and errors; plus
+`/dev/captioned_speech` and `/v1/audio/voices`."""
 
 from __future__ import annotations
 
@@ -88,22 +88,24 @@ async def test_cancel_stops_a_context_and_leaves_the_others(server_url: str) -> 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "field", "status"),
     [
-        ({"output_format": {**PCM, "encoding": "mp3"}}, "output_format.encoding"),
-        ({"output_format": {**PCM, "sample_rate": 100}}, "output_format.sample_rate"),
-        ({"voice": {"mode": "embedding", "embedding": [0.1]}}, "voice.mode"),
-        ({"voice": {"mode": "id", "id": "nobody"}}, "voice"),
-        ({"generation_config": {"speed": 9}}, "generation_config.speed"),
+        ({"output_format": {**PCM, "encoding": "mp3"}}, "output_format.encoding", 400),
+        ({"output_format": {**PCM, "sample_rate": 100}}, "output_format.sample_rate", 400),
+        ({"voice": {"mode": "embedding", "embedding": [0.1]}}, "voice.mode", 400),
+        ({"voice": {"mode": "id", "id": "nobody"}}, "voice", 400),
+        ({"generation_config": {"speed": 9}}, "generation_config.speed", 400),
+        ({"pronunciation_dict_id": "pd_nowhere"}, "pronunciation_dict_id: no dictionary 'pd_nowhere'", 404),
+        ({"pronunciation_dict_id": 7}, "pronunciation_dict_id: must be a string", 400),
     ],
 )
 async def test_bad_requests_are_error_messages_naming_the_field(
-    server_url: str, change: dict[str, Any], field: str
+    server_url: str, change: dict[str, Any], field: str, status: int
 ) -> None:
     async with aiohttp.ClientSession() as http, http.ws_connect(server_url + "/tts/websocket") as ws:
         await ws.send_json({**generation("x", "Hello.", False), **change})
         error = json.loads((await ws.receive(timeout=20)).data)
-    assert error["type"] == "error" and error["context_id"] == "x" and error["status_code"] == 400
+    assert error["type"] == "error" and error["context_id"] == "x" and error["status_code"] == status
     assert error["error"].startswith(field)
 
 
@@ -134,3 +136,29 @@ async def test_captioned_speech_streams_ndjson_with_word_timestamps(server_url: 
     audio = b"".join(base64.b64decode(line["audio"]) for line in lines)
     assert audio == base64.b64decode(whole["audio"])
     assert stamps[-1]["end_time"] <= len(audio) / 2 / 24000 + 0.02
+
+
+@pytest.mark.asyncio
+async def test_pronunciation_dict_id_names_one_of_our_dictionaries(server_url: str) -> None:
+    rules = {"name": "cartesia", "rules": [{"string_to_replace": "Nginx", "type": "alias", "alias": "engine x"}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server_url + "/v1/pronunciation-dictionaries/add-from-rules", json=rules) as resp:
+            assert resp.status == 200
+            dictionary_id = (await resp.json())["id"]
+
+        async def spoken(transcript: str, **extra: Any) -> bytes:
+            body = {"transcript": transcript, "output_format": PCM, **extra}
+            async with http.post(server_url + "/tts/bytes", json=body) as resp:
+                assert resp.status == 200
+                return await resp.read()
+
+        aliased = await spoken("We run Nginx.", pronunciation_dict_id=dictionary_id)
+        assert aliased == await spoken("We run engine x.")
+        assert aliased != await spoken("We run Nginx.")
+        async with http.ws_connect(server_url + "/tts/websocket") as ws:
+            await ws.send_json(generation("d", "We run Nginx.", False, pronunciation_dict_id=dictionary_id))
+            received = await messages_until(ws, {"d"})
+    audio = b"".join(base64.b64decode(m["data"]) for m in received if m["type"] == "chunk")
+    assert audio == aliased
+    words = [word for m in received if m["type"] == "timestamps" for word in m["word_timestamps"]["words"]]
+    assert words == ["We", "run", "Nginx."]  # timed as written

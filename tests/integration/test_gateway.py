@@ -32,6 +32,7 @@ from media_server.errors import (
     Busy,
     EngineError,
     InvalidRequest,
+    InvalidSsml,
     MediaServerError,
     NotReady,
     TextTooLong,
@@ -109,6 +110,25 @@ async def test_openai_speech_and_local_checks_through_the_gateway(gateway: Runni
         async with http.post("/v1/audio/speech", json={**body, "voice": "nobody"}) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["code"] == "unknown_voice"
+
+
+@pytest.mark.asyncio
+async def test_ssml_parts_and_phonemes_through_the_gateway(gateway: RunningServer) -> None:
+    async def frames(http: aiohttp.ClientSession, **body: object) -> int:
+        async with http.post("/tts", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            with wave.open(io.BytesIO(await resp.read())) as wav:
+                count: int = wav.getnframes()
+                return count
+
+    tomato = '<phoneme alphabet="ipa" ph="təˈmɑːtoʊ">tomato</phoneme>'
+    async with aiohttp.ClientSession(gateway.url) as http:
+        async with http.get("/v1/voices") as resp:
+            assert [voice["capabilities"] for voice in (await resp.json())["voices"]] == [["ipa_phonemes"]]
+        alone = await frames(http, text=f"<speak>A {tomato}.</speak>", ssml=True)
+        both = await frames(http, text=f'<speak>A {tomato}.<break time="500ms"/>A {tomato}.</speak>', ssml=True)
+        assert both == 2 * alone + 22050 // 2
+        assert alone != await frames(http, text="A tomato.")
 
 
 @pytest.mark.asyncio
@@ -290,6 +310,7 @@ class Unlisted(MediaServerError):
         UnknownVoice("voice: unknown"),
         TextTooLong("text: too long"),
         UnsupportedLanguage("language: none speaks it"),
+        InvalidSsml("ssml: line 1, column 2: mismatched tag"),
         Busy("over the budget", retry_after_s=3.0, estimate_ms=2500.0),
         NotReady("loading"),
         EngineError("synthesis failed"),

@@ -29,11 +29,18 @@ async def test_the_http_route_answers_linear16_at_the_rate_the_vendor_url_names(
 
 
 @pytest.mark.asyncio
-async def test_ssml_is_read_for_its_text_and_a_bad_request_is_a_json_error(server_url: str) -> None:
-    ssml = '<speak>Hello <break time="300ms"/> from the <sub alias="World Wide Web">WWW</sub>.</speak>'
+async def test_ssml_is_spoken_with_its_breaks_and_a_bad_request_is_a_json_error(server_url: str) -> None:
+    plain = "Hello from the World Wide Web."
+    ssml = '<speak>Hello <break time="800ms"/> from the <sub alias="World Wide Web">WWW</sub>.</speak>'
     async with aiohttp.ClientSession() as http:
-        async with http.post(server_url + "/jambonz/tts", json={"type": "ssml", "text": ssml}) as resp:
-            assert resp.status == 200 and len(await resp.read()) / 2 / 8000 > 1.0
+        seconds = {}
+        for kind, text in (("text", plain), ("ssml", ssml)):
+            async with http.post(server_url + "/jambonz/tts", json={"type": kind, "text": text}) as resp:
+                assert resp.status == 200
+                seconds[kind] = len(await resp.read()) / 2 / 8000
+        assert seconds["ssml"] > seconds["text"] + 0.6  # the break is silence, the alias is said
+        async with http.post(server_url + "/jambonz/tts", json={"type": "ssml", "text": "<speak>open"}) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_ssml"
         for body, query, field in (
             ({"type": "xml", "text": SENTENCE}, "", "type"),
             ({"type": "text"}, "", "text"),

@@ -20,10 +20,12 @@ import aiohttp
 import psutil
 import pytest
 import ray
+from ray import serve
 from ray.cluster_utils import Cluster
 
 from clients.rtc import SpeechClient
 from media_server.gateway.ray.board import Reading
+from media_server.gateway.ray.cluster import ENGINE_APP, ENGINE_DEPLOYMENT
 from tests.ray.conftest import board, replica_actor
 from tests.server import RunningServer, start_server, wait_ready
 
@@ -193,6 +195,49 @@ async def test_a_batch_flood_is_refused_past_its_cap_and_never_delays_real_time(
     assert end["type"] == "done", end
     late_after = sum(report["stats"]["late_chunks"] for report in (await until_idle()).values())
     assert late_after == late_before
+
+
+def running_replicas() -> int:
+    """Replicas Serve's controller runs now (it tells every deployment handle, so every router, as they change)."""
+    deployment = serve.status().applications[ENGINE_APP].deployments[ENGINE_DEPLOYMENT]
+    return sum(count for state, count in deployment.replica_states.items() if state == "RUNNING")
+
+
+@pytest.mark.asyncio
+async def test_new_real_time_utterances_go_to_the_idle_replica(ray_gateway: RunningServer) -> None:
+    """Calls go through `SlackRouter` end to end: two new utterances both go to the replica just started, none to
+    the one running three. (Serve's default router would pick the same here; where the slack rules differ from
+    it is checked on plain figures in tests/unit/test_ray_policy.py, the wiring in tests/unit/test_ray_app.py.)"""
+    before = set((await until_idle()).keys())
+    loaded, replaced = sorted(before)
+    # While Serve replaces one replica, the other takes every call.
+    ray.kill(replica_actor(replaced), no_restart=True)
+    peers = [SpeechClient(ray_gateway.url) for _ in range(5)]
+    try:
+        for n, peer in enumerate(peers[:3]):
+            await peer.connect()
+            peer.send({"type": "speak", "text": LONG_TEXT, "id": f"busy{n}"})
+            await peer.wait_event("audio_start", f"busy{n}", timeout_s=30)
+        async with asyncio.timeout(90):
+            while True:
+                fresh = set((await reading()).replicas) - before
+                if fresh and running_replicas() == 2:
+                    break
+                await asyncio.sleep(0.2)
+        idle = fresh.pop()
+        for n, peer in enumerate(peers[3:]):
+            await peer.connect()
+            peer.send({"type": "speak", "text": LONG_TEXT, "id": f"new{n}"})
+            await peer.wait_event("audio_start", f"new{n}", timeout_s=30)
+        async with asyncio.timeout(10):  # the replicas' next posts show where the calls went
+            while True:
+                reports = {name: post["report"] for name, post in (await reading()).replicas.items()}
+                if reports[idle]["realtime_calls"] == 2 and reports[loaded]["realtime_calls"] == 3:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        for peer in peers:
+            await peer.close()
 
 
 @pytest.mark.asyncio

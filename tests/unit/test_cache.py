@@ -41,10 +41,15 @@ def test_a_stored_utterance_comes_back_read_only_and_unaliased() -> None:
 def test_keys_cover_everything_that_shapes_the_audio() -> None:
     request = SynthesisRequest(text="Hello 1", speed=1, sampling=SamplingParams(temperature=0.7, seed=3))
     voice = Voice(id="joe", name="Joe", backend="qwen", languages=("en",), sample_rate=24000)
-    built = CacheKey.for_request(request, voice, text="Hello one", language="en")
-    assert built == CacheKey("Hello one", "joe", "en", 1.0, SamplingParams(temperature=0.7, seed=3), "qwen")
-    variants = {replace(built, speed=1.5), replace(built, voice="amy"), replace(built, language="fr")}
-    assert len(variants | {built}) == 4
+    built = CacheKey.for_request(request, voice, text="Hello one", language="en", written="Hello 1")
+    assert built == CacheKey("Hello one", "joe", "en", 1.0, SamplingParams(temperature=0.7, seed=3), "qwen", "Hello 1")
+    variants = {
+        replace(built, speed=1.5),
+        replace(built, voice="amy"),
+        replace(built, language="fr"),
+        replace(built, written="Hello one"),  # the same sound, other words to time
+    }
+    assert len(variants | {built}) == 5
     assert built != replace(built, sampling=SamplingParams(temperature=0.7, seed=4))
     assert built != replace(built, backend="piper")
 

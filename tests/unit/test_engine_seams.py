@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,55 +17,17 @@ import pytest
 
 from media_server.config import Settings
 from media_server.engine.front import EngineFront
-from media_server.engine.observer import EngineObserver
-from media_server.engine.seam import AudioStream
-from media_server.engine.types import EngineStats, Pcm, SynthesisRequest, Voice
+from media_server.engine.types import SynthesisRequest, Voice
 from media_server.errors import Busy, InvalidRequest, NotReady, UnknownVoice, WorkerDied
 from media_server.gateway.remote import RemoteStream
 from media_server.gateway.wire import AUDIO, END, ERROR, error_to_wire, pcm_to_wire
+from tests.fakes import FakeCore
 
 VOICE = Voice(id="v1", name="One", backend="fake", languages=("en", "en-US"), sample_rate=16000)
 
 
-@dataclass
-class FakeCore:
-    known: tuple[Voice, ...] = ()
-    submitted: list[tuple[SynthesisRequest, Voice, str]] = field(default_factory=list)
-    woken: int = 0
-    backend_name: str = "fake"
-    state: str = "ready"
-
-    def wake(self) -> None:
-        self.woken += 1
-
-    def voices(self) -> Sequence[Voice]:
-        return self.known
-
-    def submit(self, request: SynthesisRequest, voice: Voice, language: str) -> AudioStream:
-        self.submitted.append((request, voice, language))
-        raise Busy("recorded; no audio in this fake")
-
-    async def start(self) -> float | None:
-        return None
-
-    async def stop(self) -> None: ...
-
-    def observe(self, observer: EngineObserver) -> None: ...
-
-    def health(self) -> bool:
-        return True
-
-    def stats(self) -> EngineStats:
-        raise NotImplementedError
-
-    async def create_voice(self, reference: Pcm, sample_rate: int, transcript: str | None, name: str) -> Voice:
-        raise NotImplementedError
-
-    async def delete_voice(self, voice_id: str) -> None: ...
-
-
 def test_the_front_refuses_until_the_core_knows_its_voices_and_wakes_it() -> None:
-    core = FakeCore()
+    core = FakeCore(admits=0)
     front = EngineFront(core, Settings())
     with pytest.raises(NotReady):
         front.stream(SynthesisRequest(text="Hello there, how are you?"))
@@ -74,7 +35,7 @@ def test_the_front_refuses_until_the_core_knows_its_voices_and_wakes_it() -> Non
 
 
 def test_the_front_hands_a_checked_request_with_its_voice_and_language_to_the_core() -> None:
-    core = FakeCore(known=(VOICE,))
+    core = FakeCore(known=(VOICE,), admits=0)
     front = EngineFront(core, Settings())
     with pytest.raises(Busy):
         front.stream(SynthesisRequest(text="This is plainly an English sentence."))
@@ -91,7 +52,7 @@ def test_the_front_hands_a_checked_request_with_its_voice_and_language_to_the_co
     ],
 )
 def test_a_bad_request_never_reaches_the_core(request_: SynthesisRequest, error: type[Exception]) -> None:
-    core = FakeCore(known=(VOICE,))
+    core = FakeCore(known=(VOICE,), admits=0)
     with pytest.raises(error):
         EngineFront(core, Settings()).stream(request_)
     assert core.submitted == []

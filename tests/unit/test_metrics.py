@@ -205,6 +205,7 @@ def test_engine_events() -> None:
     metrics.record_cache_lookup("audio", hit=False)
     metrics.record_cache_lookup("audio", hit=False)
     metrics.record_worker_restart()
+    metrics.observe_chunk_transit(0.0008)
     scraped = scrape(metrics)
     assert value(scraped, "media_server_queue_wait_seconds_count", priority="realtime") == 1
     assert value(scraped, "media_server_queue_wait_seconds_sum", priority="batch") == 1.5
@@ -217,6 +218,8 @@ def test_engine_events() -> None:
     assert value(scraped, "media_server_cache_hits_total", cache="audio") == 1
     assert value(scraped, "media_server_cache_misses_total", cache="audio") == 2
     assert value(scraped, "media_server_engine_worker_restarts_total") == 1
+    assert value(scraped, "media_server_engine_chunk_transit_seconds_bucket", le="0.00075") == 0
+    assert value(scraped, "media_server_engine_chunk_transit_seconds_bucket", le="0.001") == 1
 
 
 EXPECTED_FAMILIES = {
@@ -263,6 +266,7 @@ EXPECTED_FAMILIES = {
         "media_server_engine_step_seconds",
         "media_server_engine_real_time_factor",
         "media_server_engine_batch_size",
+        "media_server_engine_chunk_transit_seconds",
         "media_server_chunk_gap_seconds",
         "media_server_track_lag_seconds",
     },

@@ -85,6 +85,10 @@ ENGLISH = [
     ("It's 20°C or -5 °C outside.", "It's twenty degrees Celsius or minus five degrees Celsius outside."),
     ("Drive 60 mph with 100 MB.", "Drive sixty miles per hour with one hundred megabytes."),
     ("Wait 10 ms for 2.5 GB.", "Wait ten milliseconds for two point five gigabytes."),
+    # an abbreviated unit's period is dropped unless it also ends the sentence
+    ("Add 2 tbsp. of butter, 1 tsp salt.", "Add two tablespoons of butter, one teaspoon salt."),
+    ("About 160 mi. in total, 3 wks.", "About one hundred sixty miles in total, three weeks."),
+    ("Drive 160 mi. Then rest.", "Drive one hundred sixty miles. Then rest."),
     # URLs, e-mail, symbols
     (
         "Visit https://www.example.com/docs or example.org.",
@@ -96,6 +100,66 @@ ENGLISH = [
         "Tom and Jerry at home, two plus two equals four, number one and hashtag hashtag.",
     ),
     ("Plain words stay as they are.", "Plain words stay as they are."),
+    # fractions and mixed numbers
+    ("Mix 2 1/2 cups with 1 1/3 cups.", "Mix two and a half cups with one and a third cups."),
+    ("Walk 1 3/4 miles, then 5 7/8 more.", "Walk one and three quarters miles, then five and seven eighths more."),
+    (
+        "Use 3½ cups, ¼ teaspoon and 2¾ pints.",
+        "Use three and a half cups, one quarter teaspoon and two and three quarters pints.",
+    ),
+    ("A 1/3 share and 2/3 of it.", "A one third share and two thirds of it."),
+    # rates: a unit after "per" or a slash
+    (
+        "It costs $120 per yr. or $12 per mo.",
+        "It costs one hundred twenty dollars per year or twelve dollars per month.",
+    ),
+    ("Pay $500 per yr. Then relax.", "Pay five hundred dollars per year. Then relax."),
+    ("Rent is $900/month, or $40/day.", "Rent is nine hundred dollars per month, or forty dollars per day."),
+    ("Drive 60 km per hr. at 10 MB/s.", "Drive sixty kilometers per hour at ten megabytes per second."),
+    ("Dose 5 mg/kg, 3 per day, $10/hr.", "Dose five milligrams per kilogram, three per day, ten dollars per hour."),
+    # ranges
+    ("Wait 3-5 days, 6–8 hours.", "Wait three to five days, six to eight hours."),
+    ("It costs $3-$5 or $10-20.", "It costs three to five dollars or ten to twenty dollars."),
+    ("Growth of 5-10% over 2-3 yrs.", "Growth of five to ten percent over two to three years."),
+    # times with seconds
+    ("It ended at 4:30:15 PM.", "It ended at four thirty and fifteen seconds PM."),
+    # a one-digit hour with seconds, without AM/PM or a word such as "at" before it, is a duration
+    ("The record is 2:01:09.", "The record is two hours, one minute and nine seconds."),
+    (
+        "Lap 0:05:01 then 23:59:59.",
+        "Lap five minutes and one second then twenty-three fifty-nine and fifty-nine seconds.",
+    ),
+    ("It ran 0:00:00, until 3:00:01.", "It ran zero seconds, until three o'clock and one second."),
+    ("Logged 2024-05-03 09:15:30.", "Logged May third, twenty twenty-four nine fifteen and thirty seconds."),
+    # phone numbers, digit by digit
+    ("Call 555.867.5309 today.", "Call five five five, eight six seven, five three zero nine today."),
+    ("Dial (800) 555-0199 now.", "Dial eight zero zero, five five five, zero one nine nine now."),
+    ("Ring +33 1 42 68 53 00.", "Ring plus three three, one, four two, six eight, five three, zero zero."),
+    # version numbers, addresses, dotted dates
+    (
+        "Upgrade to version 3.11.4 or v2.10.",
+        "Upgrade to version three point eleven point four or version two point ten.",
+    ),
+    ("Python 3.12.1 and Version 4.0 ship.", "Python three point twelve point one and Version four point zero ship."),
+    (
+        "Ping 192.168.0.1 on 31.12.2023.",
+        "Ping one nine two dot one six eight dot zero dot one on the thirty-first of December, twenty twenty-three.",
+    ),
+    # signed temperatures
+    ("From -12°C to +4°C.", "From minus twelve degrees Celsius to plus four degrees Celsius."),
+    ("It hit −40 °F, then +5°F.", "It hit minus forty degrees Fahrenheit, then plus five degrees Fahrenheit."),
+    (
+        "Water boils at 212°F, or 100 °C.",
+        "Water boils at two hundred twelve degrees Fahrenheit, or one hundred degrees Celsius.",
+    ),
+    # currencies with minor units
+    ("Pay $47.85 and €3.99.", "Pay forty-seven dollars and eighty-five cents and three euros and ninety-nine cents."),
+    ("Tickets cost £8.50 or £1.01.", "Tickets cost eight pounds and fifty pence or one pound and one penny."),
+    (
+        "Only $0.01 or €2.5 or 3.05 CHF.",
+        "Only one cent or two euros and fifty cents or three Swiss francs and five centimes.",
+    ),
+    ("Rs ₹10.50 and ¥1,200.", "Rs ten rupees and fifty paise and one thousand two hundred yen."),
 ]
 
 OTHER_LANGUAGES = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -46,9 +48,11 @@ def test_a_call_carries_times_as_durations_between_clocks() -> None:
 def test_items_cross_as_themselves() -> None:
     pcm = np.arange(-5, 5, dtype=np.int16)
     words = (WordTiming("Hello", 0.01, 0.3), WordTiming("there", 0.3, 0.62, estimated=True))
+    before = time.time()
     audio = item_from_wire(item_to_wire(Audio(segment=2, pcm=pcm, words=words)))
     assert isinstance(audio, Audio) and audio.segment == 2 and np.array_equal(audio.pcm, pcm)
     assert audio.words == words
+    assert audio.sent_at is not None and before <= audio.sent_at <= time.time()
     start = item_from_wire(item_to_wire(Start("r1", True, RequestTimings(0.1, 0.2, 0.3))))
     assert start == Start("r1", True, RequestTimings(0.1, 0.2, 0.3))
     failure = item_from_wire(item_to_wire(Failure(Busy("full", retry_after_s=2.0))))

@@ -88,6 +88,14 @@ class Unfinished:
     def __init__(self) -> None:
         self.emitted_until = 0
 
+    @property
+    def received_until(self) -> int:
+        return self.emitted_until
+
+    @property
+    def sent_samples(self) -> int:
+        return self.emitted_until
+
     def process(self, pcm: Pcm) -> Pcm:
         self.emitted_until += len(pcm)
         return pcm
@@ -244,8 +252,10 @@ def test_the_estimate_counts_the_new_utterances_waiting_ahead() -> None:
     h.submit("a")
     h.run(1)  # one step measured: the estimate has a step cost to go on
     alone = h.scheduler.estimate_first_audio_s()
+    behind_one_more = h.scheduler.estimate_first_audio_s(ahead=1)  # what a router expects before sending "b"
     h.submit("b")
-    assert h.scheduler.estimate_first_audio_s() > alone
+    assert h.scheduler.estimate_first_audio_s() == pytest.approx(behind_one_more)
+    assert behind_one_more > alone
 
 
 def test_audio_made_after_its_listener_ran_dry_counts_as_late() -> None:

@@ -21,10 +21,12 @@ RATE = 1000
 
 
 class Straight:
-    """Every backend sample sent as it is, `emitted_until` of them so far."""
+    """Every backend sample sent as it is, `emitted_until` of them so far; `held` more received and held back."""
 
-    def __init__(self, emitted_until: int) -> None:
+    def __init__(self, emitted_until: int, held: int = 0) -> None:
         self.emitted_until = emitted_until
+        self.received_until = emitted_until + held
+        self.sent_samples = emitted_until
 
     def output_position(self, sample: int) -> float:
         return float(sample)
@@ -80,6 +82,26 @@ def test_a_word_is_released_only_once_its_start_was_sent_and_its_reading_is_comp
     tracker.add(spans[3:])  # "and fifty cents now"
     assert [w.word for w in tracker.release(Straight(550))] == ["$3.50"]
     assert [w.word for w in tracker.release(Straight(601))] == ["now"]
+
+
+def test_a_word_ending_in_held_silence_waits_for_it_and_ends_with_the_audio_when_it_is_dropped() -> None:
+    text = "Forty two"
+    normalized = normalize_aligned(text)
+    tracker = WordTracker(text, normalized, RATE)
+    tracker.add(spans_for(text, normalized.text))  # "Forty" 0-100, "two" 100-200
+    assert [w.word for w in tracker.release(Straight(150, held=50))] == ["Forty"]  # "two" ends in held silence
+    assert tracker.release(Straight(150, held=50)) == ()
+    [two] = tracker.release(Straight(150, held=50), final=True)  # the silence is dropped: the audio ends at 150
+    assert (two.word, two.start_s, two.end_s) == ("two", 0.1, 0.15)
+
+
+def test_a_word_cut_by_a_chunk_boundary_is_released_with_its_start() -> None:
+    text = "Forty two"
+    normalized = normalize_aligned(text)
+    tracker = WordTracker(text, normalized, RATE)
+    tracker.add(spans_for(text, normalized.text))
+    [forty, two] = tracker.release(Straight(150))  # speech up to the chunk's end: the rest of "two" follows
+    assert (two.start_s, two.end_s) == (0.1, 0.2)
 
 
 def test_words_follow_the_trim_of_leading_silence() -> None:

@@ -63,7 +63,7 @@ class EngineBoard:
         self._clones: dict[str, Clone] = {}
 
     def post(self, replica: str, report: Message, events: list[Event]) -> None:
-        """A replica's latest report (stats, slack, node) and the observer events since its last post."""
+        """A replica's latest post (its stats, its `policy.Report`, its node) and the observer events since its last."""
         self._replicas[replica] = (time.monotonic(), report)
         for event in events:
             self._sequence += 1

@@ -5,14 +5,18 @@ language resolved), cut into text segments at sentence ends, plus where to
 start: the first segment still to speak and how many of its samples the
 listener already has (a re-issue after a replica died). Times travel as
 durations, never as clock readings: a replica's monotonic clock is not the
-gateway's, and may be another host's.
+gateway's, and may be another host's. The one exception is a measurement,
+never a decision: each chunk carries the wall-clock time it left the replica,
+so the gateway can time its transit (exact on one host; across hosts it
+includes their clocks' offset).
 
 The replica streams back, in order:
 - `Start(replica, deterministic, timings)` once the first segment's first
   step is done: which replica serves it, whether its audio can be resumed
   mid-segment sample-exactly, and where the time went;
-- `Audio(segment, pcm, words)` for each chunk, tagged with its segment's index
-  (word times from that segment's first sample);
+- `Audio(segment, pcm, words, sent_at)` for each chunk, tagged with its
+  segment's index (word times from that segment's first sample) and stamped
+  with `time.time()` as it goes on the wire;
 - `Failure(error)` in place of the rest when the request fails (the
   replica's `MediaServerError` on the wire), after which the stream ends.
 """
@@ -23,7 +27,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from media_server.engine.types import Pcm, RequestTimings, SynthesisRequest, WordTiming
+from media_server.engine.types import Pcm, Priority, RequestTimings, SynthesisRequest, WordTiming
 from media_server.errors import MediaServerError
 from media_server.gateway.wire import (
     Message,
@@ -68,6 +72,11 @@ class Call:
             "skip_samples": self.skip_samples,
         }
 
+    @staticmethod
+    def priority_on_wire(fields: Message) -> Priority:
+        """A call's priority, read from its wire form without decoding the rest (the router ranks replicas by it)."""
+        return Priority(fields["request"]["priority"])
+
     @classmethod
     def from_wire(cls, fields: Message, now: float | None = None) -> Call:
         now = time.monotonic() if now is None else now
@@ -99,6 +108,8 @@ class Audio:
     pcm: Pcm
     words: tuple[WordTiming, ...] = ()
     """The words whose start is in `pcm`, timed from their segment's first sample."""
+    sent_at: float | None = None
+    """The replica's wall-clock time when the chunk went on the wire (set on the receiving side only)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def item_to_wire(item: Item) -> tuple[Any, ...]:
                     timings.first_step_s)  # fmt: skip
         case Audio():
             words = [(word.word, word.start_s, word.end_s, word.estimated) for word in item.words]
-            return ("audio", item.segment, pcm_to_wire(item.pcm), words)
+            return ("audio", item.segment, pcm_to_wire(item.pcm), words, time.time())
         case Failure():
             return ("error", error_to_wire(item.error))
 
@@ -129,7 +140,7 @@ def item_from_wire(fields: tuple[Any, ...]) -> Item:
         words = tuple(
             WordTiming(str(w), float(start), float(end), bool(guessed)) for w, start, end, guessed in fields[3]
         )
-        return Audio(segment=int(fields[1]), pcm=pcm_from_wire(fields[2]), words=words)
+        return Audio(segment=int(fields[1]), pcm=pcm_from_wire(fields[2]), words=words, sent_at=float(fields[4]))
     if kind == "start":
         timings = RequestTimings(float(fields[3]), float(fields[4]), float(fields[5]))
         return Start(replica=str(fields[1]), deterministic=bool(fields[2]), timings=timings)

@@ -1,10 +1,12 @@
 """The Ray side of `MODE=ray`: the engine's Serve application, and the cluster a gateway joins or starts.
 
 - `engine_app(settings)`: the Serve application, one deployment of
-  `EngineReplica` (`ENGINE_REPLICAS` replicas; a Piper replica reserves
-  `ENGINE_WORKERS` CPUs, a Qwen3-TTS replica one GPU). Its ongoing-request cap
-  is what one replica's scheduler admits, so calls queue in the replica, in
-  deadline order, and not first-in-first-out in front of it.
+  `EngineReplica` (`ENGINE_REPLICAS` replicas, or autoscaled up to
+  `ENGINE_MAX_REPLICAS` by `scaling.EngineScaling`; a Piper replica reserves
+  `ENGINE_WORKERS` CPUs, a Qwen3-TTS replica one GPU), its calls routed by
+  `routing.SlackRouter`. Its ongoing-request cap is what one replica's
+  scheduler admits, so calls queue in the replica, in deadline order, and not
+  first-in-first-out in front of it.
 - `app_from_env`: the same application for a Serve config file (KubeRay's
   `RayService`), its settings read from the replicas' environment.
 - `LocalCluster`: with no `RAY_ADDRESS`, the gateway starts a Ray head node on
@@ -25,12 +27,15 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.serve.config import RequestRouterConfig
 from ray.serve.handle import DeploymentHandle
 
 from media_server.config import Settings
 from media_server.errors import ConfigError
-from media_server.gateway.ray.board import board_handle
+from media_server.gateway.ray.board import REPORT_INTERVAL_S, board_handle
 from media_server.gateway.ray.replica import EngineReplica
+from media_server.gateway.ray.routing import SlackRouter
+from media_server.gateway.ray.scaling import autoscaling_config
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ LOOPBACK = "127.0.0.1"
 HEAD_START_TIMEOUT_S = 60.0
 HEAD_STOP_TIMEOUT_S = 30.0
 HEALTH_CHECK_PERIOD_S = 2.0
+ROUTING_STATS_TIMEOUT_S = 5.0
 
 
 def replica_resources(settings: Settings) -> dict[str, float]:
@@ -50,10 +56,22 @@ def replica_resources(settings: Settings) -> dict[str, float]:
 
 
 def engine_app(settings: Settings) -> Any:
-    """The engine's Serve application (a `serve.Application`): `ENGINE_REPLICAS` replicas of `EngineReplica`."""
+    """The engine's Serve application (a `serve.Application`): `ENGINE_REPLICAS` replicas of `EngineReplica`, or
+    between that and `ENGINE_MAX_REPLICAS` as `scaling.EngineScaling` decides; calls routed by `routing.SlackRouter`."""
+    sizing: dict[str, Any] = (
+        {"autoscaling_config": autoscaling_config(settings)}
+        if settings.engine_autoscales
+        else {"num_replicas": settings.engine_replicas}
+    )
+    routing: dict[str, Any] = {  # Ray annotates RequestRouterConfig's keyword arguments wrongly: passed as a dict
+        "request_router_class": SlackRouter,
+        "request_routing_stats_period_s": REPORT_INTERVAL_S,
+        "request_routing_stats_timeout_s": ROUTING_STATS_TIMEOUT_S,
+    }
     deployment = serve.deployment(
         name=ENGINE_DEPLOYMENT,
-        num_replicas=settings.engine_replicas,
+        **sizing,
+        request_router_config=RequestRouterConfig(**routing),
         max_ongoing_requests=settings.max_queue + settings.max_batch_queue,
         ray_actor_options=replica_resources(settings),
         health_check_period_s=HEALTH_CHECK_PERIOD_S,

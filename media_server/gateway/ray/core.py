@@ -55,6 +55,7 @@ from media_server.gateway.events import replay
 from media_server.gateway.ray import cluster
 from media_server.gateway.ray.board import Reading, board_handle
 from media_server.gateway.ray.calls import Audio, Call, Failure, Start, item_from_wire, segments_of
+from media_server.gateway.ray.policy import Report
 from media_server.gateway.wire import pcm_to_wire, stats_from_wire, voice_from_wire
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class ReplicaReport:
     replica: str
     node: str
     stats: EngineStats
-    slack: dict[str, float]
+    report: Report
 
     def figures(self) -> ReplicaFigures:
         stats = self.stats
@@ -86,7 +87,7 @@ class ReplicaReport:
             queued=stats.queued,
             queued_batch=stats.queued_batch,
             late_chunks=stats.late_chunks,
-            slack_s=self.slack["slack_s"],
+            slack_s=self.report.slack_s,
         )
 
 
@@ -140,6 +141,8 @@ class RayStream(ResultStream):
                         for name in asdict(self.timings):
                             setattr(self.timings, name, getattr(item.timings, name))
                 case Audio():
+                    if item.sent_at is not None:
+                        self._core.record_transit(time.time() - item.sent_at)
                     return self._delivered(item.segment, item.pcm, item.words)
                 case Failure():
                     return item.error
@@ -228,7 +231,8 @@ class RayCore:
         try:
             address = self._settings.ray_address
             if address is None:
-                cpus = self._settings.engine_replicas * cluster.replica_resources(self._settings).get("num_cpus", 1)
+                replicas = max(self._settings.engine_replicas, self._settings.engine_max_replicas)
+                cpus = replicas * cluster.replica_resources(self._settings).get("num_cpus", 1)
                 self._local = cluster.LocalCluster(cpus=int(cpus))
                 address = await self._local.start()
             await asyncio.to_thread(cluster.join, address)
@@ -321,6 +325,10 @@ class RayCore:
     def record_failover(self) -> None:
         self._failovers += 1
 
+    def record_transit(self, seconds: float) -> None:
+        """One chunk's transit from its replica (the wall-clock time it left there to now)."""
+        self._observer.observe_chunk_transit(seconds)
+
     def live_replicas(self) -> list[str]:
         return [report.replica for report in self._live_reports()]
 
@@ -340,10 +348,9 @@ class RayCore:
             else:
                 self._after = reading.last_event
                 self._reports = {
-                    replica: ReplicaReport(
-                        replica, str(report["node"]), stats_from_wire(report["stats"]), dict(report["slack"])
-                    )
-                    for replica, report in reading.replicas.items()
+                    replica: ReplicaReport(replica, str(post["node"]), stats_from_wire(post["stats"]), report)
+                    for replica, post in reading.replicas.items()
+                    if (report := Report.from_stats(post["report"])) is not None
                 }
                 self._clones = {voice.id: voice for voice in map(voice_from_wire, reading.clones)}
                 replay(reading.events, self._observer)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
@@ -34,11 +35,12 @@ import ray
 from ray import serve
 
 from media_server.config import Settings
-from media_server.engine.types import Voice
+from media_server.engine.types import Priority, Voice
 from media_server.errors import EngineError, MediaServerError, UnknownVoice
 from media_server.gateway.events import EventBuffer
 from media_server.gateway.ray.board import REPORT_INTERVAL_S, Clone, board_handle
 from media_server.gateway.ray.calls import Audio, Call, Failure, Start, item_to_wire
+from media_server.gateway.ray.policy import Report
 from media_server.gateway.wire import Message, pcm_from_wire
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ class EngineReplica:
         self._events = EventBuffer()
         self._core.observe(self._events)
         self._id = serve.get_replica_context().replica_id.unique_id
+        self._calls: Counter[Priority] = Counter()
+        """Calls in progress here, by priority."""
+        self._reports = 0
         self._board = board_handle()
         await self._core.start()
         # Runs as long as the replica's process: Serve stops a replica by ending its actor.
@@ -69,12 +74,16 @@ class EngineReplica:
     async def synthesize(self, fields: Message) -> AsyncIterator[tuple[Any, ...]]:
         """Stream one call's items (`calls.item_to_wire`); a refusal or failure is its last item."""
         call = Call.from_wire(fields)
+        priority = call.request.priority
+        self._calls[priority] += 1
         try:
             voice = await self._voice(call.request.voice or "")
             async for item in self._speak(call, voice):
                 yield item_to_wire(item)
         except MediaServerError as exc:
             yield item_to_wire(Failure(exc))
+        finally:
+            self._calls[priority] -= 1
 
     async def _speak(self, call: Call, voice: Voice) -> AsyncIterator[Start | Audio]:
         played_out_at = 0.0  # when the listener will have played what was sent (this replica's clock)
@@ -128,12 +137,17 @@ class EngineReplica:
             raise EngineError("the engine core is not healthy (not loaded, or a synthesis step is stuck)")
 
     def record_routing_stats(self) -> dict[str, float]:
-        """What the slack router (`routing.py`) ranks replicas by."""
-        return self._slack()
+        """What the slack router (`routing.py`) ranks replicas by (Serve's alpha request-router API)."""
+        return self._report().to_stats()
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         """What the scaling policy (`scaling.py`) decides by (Serve's alpha custom-metrics API)."""
-        return self._slack()
+        report = self._report()
+        return {
+            "first_audio_estimate_s": report.first_audio_estimate_s,
+            "batch_occupancy": report.batch_occupancy,
+            "late_chunks": report.late_chunks,
+        }
 
     async def _voice(self, voice_id: str) -> Voice:
         model_id = serve.get_multiplexed_model_id()
@@ -158,21 +172,24 @@ class EngineReplica:
             pcm_from_wire(clone.reference), clone.sample_rate, clone.transcript, clone.name
         )
 
-    def _slack(self) -> dict[str, float]:
-        stats = self._core.stats()
+    def _report(self) -> Report:
+        self._reports += 1
         estimate_s = self._core.first_audio_estimate_s()
-        return {
-            "first_audio_estimate_s": estimate_s,
-            "slack_s": self._settings.ttfa_budget_ms / 1000 - estimate_s,
-            "realtime": float(stats.queued - stats.queued_batch),
-            "batch_occupancy": stats.queued_batch / max(1, stats.max_batch_queue),
-            "late_chunks": float(stats.late_chunks),
-        }
+        return Report(
+            report=float(self._reports),
+            slack_s=self._settings.ttfa_budget_ms / 1000 - estimate_s,
+            first_audio_estimate_s=estimate_s,
+            added_call_s=self._core.first_audio_estimate_s(ahead=1) - estimate_s,
+            realtime_calls=float(self._calls[Priority.REALTIME]),
+            batch_calls=float(self._calls[Priority.BATCH]),
+            batch_capacity=float(self._settings.max_batch_queue),
+            late_chunks=float(self._core.stats().late_chunks),
+        )
 
     async def _report_forever(self) -> None:
         node = ray.get_runtime_context().get_node_id()
         while True:
-            report = {"stats": asdict(self._core.stats()), "slack": self._slack(), "node": node}
+            report = {"stats": asdict(self._core.stats()), "report": self._report().to_stats(), "node": node}
             try:
                 await self._board.post.remote(self._id, report, self._events.drain())
             except Exception:  # the board restarts when its node goes; the next post reaches the new one

@@ -333,6 +333,23 @@ async def test_close_cancels_every_task_the_session_started_and_stops_counting_i
     assert all(stream.closed for stream in h.engine.streams)
 
 
+@pytest.mark.asyncio
+async def test_the_first_segment_decides_an_utterances_language_and_the_session_remembers_it() -> None:
+    async with running() as h:
+        h.send(type="append", text="Bonjour! This is the rest of the reply, which goes on. ")
+        h.send(type="flush")
+        await until(lambda: len(h.engine.requests) == 2)
+        first, second = h.engine.requests
+        assert (first.text, first.language, first.fallback_language) == ("Bonjour!", "auto", None)
+        # Spoken in what the first segment was spoken in ("en", the fake's), not decided again.
+        assert (second.language, second.fallback_language) == ("en", "en")
+        h.output.play()
+        h.send(type="speak", text="Gracias", id="u2")
+        await until(lambda: len(h.engine.requests) == 3)
+        # A new utterance is decided afresh, expecting what the session has been speaking.
+        assert (h.engine.requests[2].language, h.engine.requests[2].fallback_language) == ("auto", "en")
+
+
 def said(events: list[SessionEvent]) -> list[Word]:
     return [word for event in events if isinstance(event, Words) for word in event.words]
 

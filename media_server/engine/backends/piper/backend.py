@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 from piper import PiperVoice
-from piper.config import PiperConfig
+from piper.config import PhonemeType, PiperConfig
 
 from media_server.config import Settings
 from media_server.engine.backends.piper.alignment import WordPhonemes
 from media_server.engine.backends.piper.costs import UnitCosts
 from media_server.engine.backends.piper.graph import Floats, VoiceStages
 from media_server.engine.backends.piper.sequence import PiperSequence, Voicing
-from media_server.engine.types import Pcm, SynthesisRequest, Voice
+from media_server.engine.types import PHONEMES, Pcm, SynthesisRequest, Voice
 from media_server.engine.words import WordSpan
 from media_server.errors import ConfigError
 from media_server.text.segmenter import SegmenterPolicy, split_text_located
@@ -93,6 +93,8 @@ class PiperBackend:
                 backend=self.name,
                 languages=(code.split("-")[0], code),
                 sample_rate=config.sample_rate,
+                # Piper's espeak phonemizer takes raw phonemes in [[ ... ]] blocks.
+                capabilities=(PHONEMES,) if config.phoneme_type == PhonemeType.ESPEAK else (),
             ),
         )
         sequence = self.open(SynthesisRequest(text=WARMUP_TEXT), self._voices[0])

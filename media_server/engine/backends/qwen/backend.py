@@ -60,6 +60,7 @@ from media_server.engine.backends.qwen.loading import load_model, maybe_compile,
 from media_server.engine.backends.qwen.prompt import ClonePrompt, Conditioning, PromptBuilder
 from media_server.engine.backends.qwen.sampling import SamplingDefaults
 from media_server.engine.backends.qwen.sequence import MIN_SEGMENT_FRAMES, QwenSequence, frame_budget
+from media_server.engine.backends.qwen.timing import StepClock, StepTimes
 from media_server.engine.backends.qwen.voices import QwenVoices, VoiceSpec
 from media_server.engine.types import Pcm, SamplingParams, SynthesisRequest, Voice
 from media_server.engine.words import Aligner, EstimatingAligner, WordSpan
@@ -90,6 +91,7 @@ class _Runtime:
     decode: Decoder
     compiled: bool
     library: CloneLibrary
+    clock: StepClock
     specs: dict[str, VoiceSpec] = field(default_factory=dict)
 
 
@@ -114,13 +116,13 @@ class QwenBackend:
     def load(self) -> None:
         settings = self._settings
         device = resolve_device(settings.qwen_device)
+        compiled = settings.qwen_compile and device.type == "cuda"
         with torch.inference_mode():
             wrapper = load_model(settings, device)
             model = wrapper.model
             codec = StreamingCodec(model.speech_tokenizer, self.max_batch)
             defaults = SamplingDefaults.from_generate_config(model.generate_config or {})
-            frames = FrameEngine(model.talker, self.max_batch, CONTEXT, defaults)
-        compiled = settings.qwen_compile and device.type == "cuda"
+            frames = FrameEngine(model.talker, self.max_batch, CONTEXT, defaults, static=compiled)
         if compiled:
             for buffer in frames.buffers():
                 torch._dynamo.mark_static_address(buffer)
@@ -137,6 +139,7 @@ class QwenBackend:
             decode=maybe_compile(frames.decode, settings, device, shapes=len(frames.attention_lengths())),
             compiled=compiled,
             library=CloneLibrary(Path(settings.voice_cache_dir).expanduser() / key),
+            clock=StepClock(device),
         )
         runtime.specs = {spec.voice.id: spec for spec in runtime.catalog.builtin()}
         for clone in runtime.library.load():
@@ -154,6 +157,10 @@ class QwenBackend:
             self._runtime = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    @property
+    def device(self) -> torch.device:
+        return self._rt.frames.device
 
     @property
     def _rt(self) -> _Runtime:
@@ -189,14 +196,19 @@ class QwenBackend:
         with self._lock, torch.inference_mode():
             if any(sequence.closed for sequence in sequences):
                 raise RuntimeError("step() was given a closed sequence")
+            clock = self._rt.clock
+            clock.start()
             live = [sequence for sequence in sequences if not sequence.done]
             self._start_segments([sequence for sequence in live if sequence.needs_prompt])
+            clock.lap("prompt")
             self._prefill([sequence for sequence in live if sequence.prefilling])
+            clock.lap("prefill")
             speaking = [sequence for sequence in live if not sequence.finished and not sequence.prefilling]
             if speaking:
-                self._advance(speaking)
+                self._advance(speaking, clock)
             due = {sequence: frames for sequence in live if (frames := sequence.due()) is not None}
             audio = dict(zip(due, self._rt.codec.decode(list(due.values())), strict=True))
+            clock.lap("codec")
             results: list[Pcm | None] = []
             for sequence in sequences:
                 pcm = audio.get(sequence, _NO_AUDIO)
@@ -208,7 +220,14 @@ class QwenBackend:
                     results.append(pcm if len(pcm) else None)
                 else:
                     results.append(pcm)
+            clock.lap("results")
+            clock.stop(len(speaking))
             return results
+
+    def take_step_times(self) -> StepTimes:
+        """Time per phase of every step since the last call (`timing.py`), and the frames they made."""
+        with self._lock:
+            return self._rt.clock.take()
 
     def lead_s(self, sequence: QwenSequence) -> float:
         """Every step advances every sequence by one frame: no sequence needs to start earlier than another."""
@@ -233,12 +252,14 @@ class QwenBackend:
         sequence.said = []
 
     def close(self, sequence: QwenSequence) -> None:
-        with self._lock:
+        with self._lock, torch.inference_mode():
             if sequence.closed:
                 return
             sequence.closed = True
             self._positions[sequence.slot] = 0
             self._free.append(sequence.slot)
+            if self._runtime is not None:  # back to the defaults, so a finished request's sampling plan goes too
+                self._runtime.frames.rows.assign(sequence.slot, *self._runtime.defaults.talker(SamplingParams()))
 
     def create_voice(
         self, reference_pcm: npt.NDArray[np.generic], sample_rate: int, transcript: str | None, name: str
@@ -354,36 +375,42 @@ class QwenBackend:
             finishing.append(not sequence.prefilling)
         self._rt.frames.prefill([sequence.slot for sequence in prefilling], chunks, offsets, finishing)
 
-    def _advance(self, speaking: list[QwenSequence]) -> None:
+    def _advance(self, speaking: list[QwenSequence], clock: StepClock) -> None:
         """One frame for every speaking sequence: sample it, then feed it to the talker."""
         rt = self._rt
         frames, pad = rt.frames, rt.prompts.pad
+        # Built on the host in a few whole-batch operations: per-slot writes into tensors cost
+        # one operation (a kernel launch on a GPU) each.
         uniform = torch.zeros(self.max_batch, frames.groups)
-        active = torch.zeros(self.max_batch, dtype=torch.bool)
-        eos_allowed = torch.zeros(self.max_batch, dtype=torch.bool)
-        text = pad.expand(self.max_batch, -1).clone()
+        active = [False] * self.max_batch
+        eos_allowed = [False] * self.max_batch
+        texts = [pad] * self.max_batch
         for sequence in speaking:
-            uniform[sequence.slot] = torch.rand(frames.groups, generator=sequence.generator)
+            uniform[sequence.slot].uniform_(generator=sequence.generator)
             active[sequence.slot] = True
             eos_allowed[sequence.slot] = sequence.segment_frames >= MIN_SEGMENT_FRAMES
-            text[sequence.slot] = sequence.text_input(pad)
+            texts[sequence.slot] = sequence.text_input(pad)
         device = frames.device
-        on_device = active.to(device)
+        flags = torch.tensor([active, eos_allowed]).to(device)
         # A slot that is not stepped may sit one past its context's end; it writes (unread) at the last position.
         positions = [min(position, CONTEXT - 1) for position in self._positions]
         if rt.compiled:
             torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
-        codes, embedded = rt.sample_frame(uniform.to(device), on_device, eos_allowed.to(device))
+        clock.lap("inputs")
+        codes, embedded = rt.sample_frame(uniform.to(device), flags[0], flags[1])
+        clock.lap("predictor")
         rt.decode(
-            embedded + text,
+            embedded + torch.stack(texts),
             torch.tensor(positions, device=device),
-            on_device,
+            flags[0],
             frames.attention_length(max(positions)),
         )
+        clock.lap("talker")
         sampled = codes.cpu().numpy()
         for sequence in speaking:
             sequence.take_frame(sampled[sequence.slot], frames.eos)
             self._positions[sequence.slot] = sequence.position
+        clock.lap("frames")
 
     def _warm_up(self) -> None:
         """Run every attention length the decode can use, then whole utterances alone and in a full batch."""

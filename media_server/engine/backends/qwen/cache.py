@@ -19,6 +19,9 @@ def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class SlotCache(torch.nn.Module):
     """K/V buffers for every slot and layer, allocated once."""
 
+    all_rows: torch.Tensor
+    """Every slot's row index (slots x 1), for writes to all rows at once."""
+
     def __init__(
         self,
         layers: int,
@@ -32,6 +35,7 @@ class SlotCache(torch.nn.Module):
         super().__init__()
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
+        self.register_buffer("all_rows", torch.arange(slots, device=device)[:, None])
         for layer in range(layers):
             for name, buffers in (("key", self.keys), ("value", self.values)):
                 buffer = torch.zeros(slots, heads, length, head_dim, dtype=dtype, device=device)
@@ -45,6 +49,7 @@ class CacheView:
     def __init__(self, cache: SlotCache, rows: torch.Tensor | None, positions: torch.Tensor, length: int) -> None:
         self._cache = cache
         self._rows = rows
+        self._write_rows = cache.all_rows if rows is None else rows[:, None]
         self._positions = positions
         self._length = length
 
@@ -52,9 +57,8 @@ class CacheView:
         self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, cache_kwargs: object = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = self._cache.keys[layer_idx], self._cache.values[layer_idx]
-        rows = torch.arange(keys.shape[0], device=keys.device) if self._rows is None else self._rows
-        keys[rows[:, None], :, self._positions] = key.transpose(1, 2)
-        values[rows[:, None], :, self._positions] = value.transpose(1, 2)
+        keys[self._write_rows, :, self._positions] = key.transpose(1, 2)
+        values[self._write_rows, :, self._positions] = value.transpose(1, 2)
         if self._rows is None:
             return keys[:, :, : self._length], values[:, :, : self._length]
         return keys[self._rows, :, : self._length], values[self._rows, :, : self._length]

@@ -126,7 +126,11 @@ class StreamingCodec:
         """Frames of equal count for distinct slots, in one forward."""
         slots = [piece.slot for piece in pieces]
         rows = torch.tensor(slots, device=self._device)
-        batch = _Batch(rows, {name: tail[rows] for name, tail in self._tails.items()})
+        # Consecutive slots (one stream, or streams that started together) are a view, not a gather.
+        index: torch.Tensor | slice = rows
+        if slots == list(range(slots[0], slots[-1] + 1)):
+            index = slice(slots[0], slots[-1] + 1)
+        batch = _Batch(rows, {name: tail[index] for name, tail in self._tails.items()})
         codes = torch.from_numpy(np.stack([piece.codes for piece in pieces])).to(self._device).transpose(1, 2)
         starts = torch.tensor([self._frames[slot] for slot in slots], device=self._device)
         with torch.inference_mode():
@@ -140,7 +144,7 @@ class StreamingCodec:
                 hidden = self._run(block, hidden, batch)
             audio = hidden.clamp(min=-1, max=1)[:, 0].float()
         for name, tail in batch.tails.items():
-            self._tails[name][rows] = tail
+            self._tails[name][index] = tail
         for slot in slots:
             self._frames[slot] += codes.shape[-1]
         pcm = (audio * 32767.0).round().to(torch.int16).cpu().numpy()

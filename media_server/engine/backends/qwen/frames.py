@@ -29,6 +29,7 @@ other slots' frames for longer than one chunk.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,40 +41,56 @@ from media_server.engine.backends.qwen.sampling import (
     penalize_repeats,
     sample,
 )
+from media_server.engine.types import SamplingParams
 
 KV_BLOCK = 256
 """Attention lengths are rounded up to a multiple of this many positions (few compiled shapes)."""
 CONTROL_TOKENS = 1024
 
 
-def _run_layers(
-    stack: Any,
-    cache: SlotCache,
-    inputs: torch.Tensor,
-    positions: torch.Tensor,
-    length: int,
-    rows: torch.Tensor | None,
-    mrope: bool,
-) -> torch.Tensor:
-    """The decoder stack over `inputs` (rows x tokens x hidden) at `positions` (rows x tokens)."""
-    keys = torch.arange(length, device=inputs.device)
-    mask = additive_mask(keys[None, None, None, :] <= positions[:, None, :, None], inputs.dtype)
+@dataclass(frozen=True)
+class _Attention:
+    """Where a forward's tokens stand and what they may attend to: the same for every layer of a stack."""
+
+    positions: torch.Tensor
+    """Rows x tokens."""
+    length: int
+    mask: torch.Tensor
+    position_embeddings: tuple[torch.Tensor, torch.Tensor]
+
+
+def _attention(stack: Any, like: torch.Tensor, positions: torch.Tensor, length: int, mrope: bool) -> _Attention:
+    """Causal masks and rotary embeddings for tokens at `positions` over a cache `length` long."""
+    keys = torch.arange(length, device=like.device)
+    mask = additive_mask(keys[None, None, None, :] <= positions[:, None, :, None], like.dtype)
     rope_positions = positions[None].expand(3, -1, -1) if mrope else positions
-    position_embeddings = stack.rotary_emb(inputs, rope_positions)
-    view = CacheView(cache, rows, positions, length)
+    return _Attention(positions, length, mask, stack.rotary_emb(like, rope_positions))
+
+
+def _run_layers(
+    stack: Any, cache: SlotCache, inputs: torch.Tensor, attention: _Attention, rows: torch.Tensor | None
+) -> torch.Tensor:
+    """The decoder stack over `inputs` (rows x tokens x hidden) as `attention` places them."""
+    view = CacheView(cache, rows, attention.positions, attention.length)
     hidden = inputs
     for layer in stack.layers:
-        hidden = layer(hidden, attention_mask=mask, past_key_values=view, position_embeddings=position_embeddings)[0]
+        hidden = layer(
+            hidden,
+            attention_mask=attention.mask,
+            past_key_values=view,
+            position_embeddings=attention.position_embeddings,
+        )[0]
     normed: torch.Tensor = stack.norm(hidden)
     return normed
 
 
 class FrameEngine(torch.nn.Module):
-    """Batched talker + code predictor state for `slots` sequences."""
+    """Batched talker + code predictor state for `slots` sequences (`static`: shapes fixed for CUDA graphs)."""
 
     talker: Any
     banned: torch.Tensor
     is_eos: torch.Tensor
+    slot_index: torch.Tensor
     hidden: torch.Tensor
     """Each slot's last talker output (the code predictor's first input)."""
     logits: torch.Tensor
@@ -81,7 +98,7 @@ class FrameEngine(torch.nn.Module):
     seen: torch.Tensor
     """First-codebook tokens each slot has produced in its segment (for the repetition penalty)."""
 
-    def __init__(self, talker: Any, slots: int, max_len: int, defaults: SamplingDefaults) -> None:
+    def __init__(self, talker: Any, slots: int, max_len: int, defaults: SamplingDefaults, static: bool = False) -> None:
         super().__init__()
         config = talker.config
         predictor_config = config.code_predictor_config
@@ -111,9 +128,24 @@ class FrameEngine(torch.nn.Module):
             dtype,
             device,
         )
-        self.rows = SamplingRows(slots, device)
-        self.sub_rows = SamplingRows(slots, device)
+        self.rows = SamplingRows(slots, device, static)
+        self.rows.assign(slice(None), *defaults.talker(SamplingParams()))
+        self.sub_rows = SamplingRows(slots, device, static)
         self.sub_rows.assign(slice(None), defaults.sub_temperature, defaults.sub_top_k, defaults.sub_top_p, 1.0)
+        self.register_buffer("slot_index", torch.arange(slots, device=device))
+        # The code predictor restarts every frame at the same positions: the hidden state and the
+        # first code at 0 and 1, code g at g. Its masks and rotary embeddings are made once.
+        like = torch.zeros(1, dtype=dtype, device=device)
+        self._predictor_attention = [
+            _attention(
+                talker.code_predictor.model,
+                like,
+                torch.arange(group + 1 - (2 if group == 1 else 1), group + 1, device=device).expand(slots, -1),
+                self.groups,
+                mrope=False,
+            )
+            for group in range(1, self.groups)
+        ]
         # The top 1024 ids are control tokens the talker must never emit, except end-of-speech.
         banned = torch.zeros(vocab, dtype=torch.bool, device=device)
         banned[vocab - CONTROL_TOKENS :] = True
@@ -155,7 +187,8 @@ class FrameEngine(torch.nn.Module):
         )
         length = min(self.max_len, max(offset + len(chunk) for offset, chunk in zip(offsets, chunks, strict=True)))
         length = max(length, int(positions.max()) + 1)
-        hidden = _run_layers(self.talker.model, self.talker_cache, inputs, positions, length, rows, mrope=True)
+        attention = _attention(self.talker.model, inputs, positions, length, mrope=True)
+        hidden = _run_layers(self.talker.model, self.talker_cache, inputs, attention, rows)
         done = torch.tensor([i for i, last in enumerate(finishing) if last], dtype=torch.long, device=self.device)
         if len(done):
             last_hidden = hidden[done, lengths[done] - 1]
@@ -176,25 +209,16 @@ class FrameEngine(torch.nn.Module):
         banned = self.banned[None, :] | (self.is_eos[None, :] & ~eos_allowed[:, None])
         logits = logits.masked_fill(banned, float("-inf"))
         first = sample(logits, uniform[:, 0], self.rows)
-        self.seen[torch.arange(self.slots, device=self.device), first] |= active
+        self.seen[self.slot_index, first] |= active
 
         predictor = self.talker.code_predictor
         embedding = self.talker.model.codec_embedding(first)
         total = embedding
         inputs = torch.stack([self.hidden, embedding], dim=1)
         codes = [first]
-        for group in range(1, self.groups):
-            # The predictor restarts every frame: hidden state and first code at 0 and 1, code g at g.
-            positions = torch.arange(group + 1 - inputs.shape[1], group + 1, device=self.device)
-            hidden = _run_layers(
-                predictor.model,
-                self.predictor_cache,
-                predictor.small_to_mtp_projection(inputs),
-                positions.expand(self.slots, -1),
-                self.groups,
-                None,
-                mrope=False,
-            )
+        for group, attention in enumerate(self._predictor_attention, start=1):
+            projected = predictor.small_to_mtp_projection(inputs)
+            hidden = _run_layers(predictor.model, self.predictor_cache, projected, attention, None)
             code = sample(predictor.lm_head[group - 1](hidden[:, -1]), uniform[:, group], self.sub_rows)
             codes.append(code)
             embedding = predictor.model.codec_embedding[group - 1](code)
@@ -204,15 +228,9 @@ class FrameEngine(torch.nn.Module):
 
     def decode(self, inputs: torch.Tensor, positions: torch.Tensor, active: torch.Tensor, length: int) -> None:
         """Feed one input embedding per slot at `positions`; `active` slots keep the new hidden state and logits."""
-        hidden = _run_layers(
-            self.talker.model,
-            self.talker_cache,
-            inputs[:, None],
-            positions[:, None],
-            length,
-            None,
-            mrope=True,
-        )[:, -1]
+        inputs = inputs[:, None]
+        attention = _attention(self.talker.model, inputs, positions[:, None], length, mrope=True)
+        hidden = _run_layers(self.talker.model, self.talker_cache, inputs, attention, None)[:, -1]
         keep = active[:, None]
         self.hidden.copy_(torch.where(keep, hidden, self.hidden))
         self.logits.copy_(torch.where(keep, self.talker.codec_head(hidden).float(), self.logits))

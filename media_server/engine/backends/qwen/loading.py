@@ -1,6 +1,6 @@
 """Loading a Qwen3-TTS checkpoint: device, dtype, attention kernel, and the GPU-only tuning switches.
 
-bf16 on CUDA, fp32 on CPU. The model is loaded with PyTorch SDPA attention:
+bf16 on CUDA, fp32 on CPU, unless `QWEN_DTYPE` says otherwise. The model is loaded with PyTorch SDPA attention:
 the step loop drives the model's decoder layers with per-row 4-D masks over
 slot-indexed caches (see `frames.py`), which transformers' flash-attention-2
 path cannot take (it accepts 2-D padding masks only), and qwen_tts loads the
@@ -37,6 +37,14 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def model_dtype(settings: Settings, device: torch.device) -> torch.dtype:
+    """`QWEN_DTYPE`, or for `auto` bf16 on CUDA and fp32 elsewhere (CPU bf16 matmuls are slow)."""
+    if settings.qwen_dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype: torch.dtype = getattr(torch, settings.qwen_dtype)
+    return dtype
+
+
 def load_model(settings: Settings, device: torch.device) -> Any:
     """The `qwen_tts.Qwen3TTSModel` wrapper (model + processor) for `QWEN_MODEL`, in eval mode."""
     if not settings.qwen_model:
@@ -51,7 +59,7 @@ def load_model(settings: Settings, device: torch.device) -> Any:
         wrapper = qwen_tts.Qwen3TTSModel.from_pretrained(
             settings.qwen_model,
             device_map=str(device),
-            dtype=torch.bfloat16 if cuda else torch.float32,
+            dtype=model_dtype(settings, device),
             attn_implementation="sdpa",
         )
     except (OSError, ValueError) as exc:

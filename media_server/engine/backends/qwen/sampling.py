@@ -58,16 +58,40 @@ class SamplingDefaults:
         )
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What the rows' parameters ask of the sampler, known on the host: the steps it can leave out."""
+
+    greedy: bool | None
+    """True: every row takes the argmax; False: none does; None: some do."""
+    top_k: frozenset[int]
+    """The rows' distinct top-k values (0: no limit)."""
+    top_p: bool
+    """Some row keeps less than the whole probability mass."""
+
+
+GENERAL = SamplingPlan(greedy=None, top_k=frozenset({0}), top_p=True)
+"""Every step, whatever the parameters: one shape and one path, as CUDA graphs need."""
+
+
 class SamplingRows(torch.nn.Module):
-    """Per-slot sampling parameters as device tensors, written when a sequence takes its slot."""
+    """Per-slot sampling parameters as device tensors, written when a sequence takes its slot.
+
+    A host copy of them makes the `plan`, so that a batch whose rows all sample the
+    same way (the code predictor's always do) skips the filters nobody uses.
+    With `static` (compiled into CUDA graphs) the plan is always `GENERAL`.
+    """
 
     temperature: torch.Tensor
     top_k: torch.Tensor
     top_p: torch.Tensor
     repetition_penalty: torch.Tensor
 
-    def __init__(self, slots: int, device: torch.device) -> None:
+    def __init__(self, slots: int, device: torch.device, static: bool = False) -> None:
         super().__init__()
+        self._static = static
+        self._host: list[tuple[float, int, float]] = [(1.0, 0, 1.0)] * slots
+        self.plan = GENERAL
         self.register_buffer("temperature", torch.ones(slots, device=device))
         self.register_buffer("top_k", torch.zeros(slots, dtype=torch.long, device=device))
         self.register_buffer("top_p", torch.ones(slots, device=device))
@@ -76,10 +100,18 @@ class SamplingRows(torch.nn.Module):
     def assign(
         self, slot: int | slice, temperature: float, top_k: int, top_p: float, repetition_penalty: float
     ) -> None:
-        self.temperature[slot] = max(temperature, 0.0)
-        self.top_k[slot] = max(top_k, 0)
-        self.top_p[slot] = min(max(top_p, 1e-6), 1.0)
+        row = (max(temperature, 0.0), max(top_k, 0), min(max(top_p, 1e-6), 1.0))
+        self.temperature[slot], self.top_k[slot], self.top_p[slot] = row
         self.repetition_penalty[slot] = max(repetition_penalty, 1e-6)
+        for index in range(len(self._host))[slot] if isinstance(slot, slice) else [slot]:
+            self._host[index] = row
+        if not self._static:
+            greedy = {temperature <= 0 for temperature, _, _ in self._host}
+            self.plan = SamplingPlan(
+                greedy=greedy.pop() if len(greedy) == 1 else None,
+                top_k=frozenset(top_k for _, top_k, _ in self._host),
+                top_p=any(top_p < 1.0 for _, _, top_p in self._host),
+            )
 
 
 def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
@@ -92,18 +124,32 @@ def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Te
 def sample(logits: torch.Tensor, uniform: torch.Tensor, rows: SamplingRows) -> torch.Tensor:
     """One token per row of `logits` (rows x vocab); a row with temperature 0 takes the argmax."""
     logits = logits.float()
+    plan = rows.plan
+    if plan.greedy:
+        return logits.argmax(dim=-1)
     vocab = logits.shape[-1]
     greedy = rows.temperature <= 0
-    scaled = logits / torch.where(greedy, torch.ones_like(rows.temperature), rows.temperature)[:, None]
-    ordered, order = scaled.sort(dim=-1, descending=True)
-    rank = torch.arange(vocab, device=logits.device)
-    top_k = torch.where(rows.top_k > 0, rows.top_k, torch.full_like(rows.top_k, vocab))
-    ordered = ordered.masked_fill(rank[None, :] >= top_k[:, None], float("-inf"))
+    temperature = rows.temperature if plan.greedy is False else torch.where(greedy, 1.0, rows.temperature)
+    scaled = logits / temperature[:, None]
+    if 0 not in plan.top_k and max(plan.top_k) < vocab:
+        # Only the most likely `max(top_k)` tokens can be drawn: sorting them alone gives the same draw.
+        ordered, order = scaled.topk(max(plan.top_k), dim=-1)
+    else:
+        ordered, order = scaled.sort(dim=-1, descending=True)
+    candidates = ordered.shape[-1]
+    if any(0 < top_k < candidates for top_k in plan.top_k):
+        rank = torch.arange(candidates, device=logits.device)
+        top_k = torch.where(rows.top_k > 0, rows.top_k, torch.full_like(rows.top_k, vocab))
+        ordered = ordered.masked_fill(rank[None, :] >= top_k[:, None], float("-inf"))
     probs = ordered.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs
-    probs = probs.masked_fill(mass_before >= rows.top_p[:, None], 0.0)
+    if plan.top_p:
+        # A row keeping the whole mass is left alone (rounding must not cut its tail): it samples
+        # the same whether or not a neighbour's top-p brings this step into the batch.
+        mass_before = probs.cumsum(dim=-1) - probs
+        cut = (mass_before >= rows.top_p[:, None]) & (rows.top_p < 1.0)[:, None]
+        probs = probs.masked_fill(cut, 0.0)
     cdf = probs.cumsum(dim=-1)
     target = (uniform * cdf[:, -1])[:, None]
-    pick = torch.searchsorted(cdf, target).clamp(max=vocab - 1)
+    pick = torch.searchsorted(cdf, target).clamp(max=candidates - 1)
     sampled = order.gather(-1, pick).squeeze(-1)
-    return torch.where(greedy, logits.argmax(dim=-1), sampled)
+    return sampled if plan.greedy is False else torch.where(greedy, logits.argmax(dim=-1), sampled)
