@@ -1,15 +1,16 @@
-"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | ray | plot | report`,
-and the Qwen3-TTS benchmarks `qwen`, `qwen-overhead` and `qwen-check`, which load the backend in this
+"""Command line: `python -m loadtest rtc | http | capacity | adversarial | intelligibility | ray | calls | plot |
+report`, and the Qwen3-TTS benchmarks `qwen`, `qwen-overhead` and `qwen-check`, which load the backend in this
 process (`loadtest.qwen_commands`).
 
-`rtc`, `http`, `capacity` and `adversarial` load a server; `intelligibility` has it speak number-dense
+`rtc`, `http`, `capacity`, `adversarial` and `calls` load a server; `intelligibility` has it speak number-dense
 sentences and transcribes them beside raw Piper's (`loadtest.intelligibility`). `--url` targets a running
 one (its CPU is measured when its process can be found by its port, or is given with `--server-pid`);
 otherwise a server is started for the run on a free port (`--spawn`, the default) with `--env KEY=VALUE`
-settings, its log kept in the output folder. Each run writes `<kind>-<date>.json` and a PNG of the same
-name into `--out` and prints its figures as Markdown tables. `adversarial` and `intelligibility` exit
-with 1 when the server failed them. `ray` starts its own two servers, standalone then `MODE=ray`, and
-compares them (see `loadtest.ray_mode`); it writes no PNG.
+settings, its log kept in the output folder (with an AudioSocket listener for `calls`; with `--url`, `calls`
+needs `--audiosocket-port`). Each run writes `<kind>-<date>.json` and a PNG of the same name into `--out`
+and prints its figures as Markdown tables. `adversarial` and `intelligibility` exit with 1 when the server
+failed them. `ray` starts its own two servers, standalone then `MODE=ray`, and compares them (see
+`loadtest.ray_mode`); it and `calls` write no PNG.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
+from clients.telephony import CallServer
 from loadtest import qwen_commands, results
 from loadtest.adversarial import AdversarialConfig, AdversarialResult, run_adversarial
 from loadtest.baseline import start_piper_server
+from loadtest.calls import CallsConfig, run_calls
 from loadtest.capacity import Criteria, search
 from loadtest.http_load import PIPER_ROUTE, ROUTES, PhaseResult, Route, Skipped, merge, probe, run_phase
 from loadtest.intelligibility import run_intelligibility
@@ -40,7 +43,7 @@ from loadtest.profiling import Profiler, summarize
 from loadtest.ray_mode import RayConfig, run_ray_comparison
 from loadtest.report import render
 from loadtest.resources import QUIET_PERCENT, CpuUsage, wait_for_quiet
-from loadtest.server_process import listener_pid, parse_settings, start_media_server
+from loadtest.server_process import free_port, listener_pid, parse_settings, start_media_server
 from loadtest.swarm import LevelResult, SwarmConfig, run_level
 from loadtest.texts import UniqueTexts
 
@@ -54,6 +57,7 @@ examples:
   python -m loadtest http --baseline --concurrency 1 4 --rounds 3 --duration 30
   python -m loadtest rtc --peers 16 --profile --env ENGINE_WORKERS=1
   python -m loadtest adversarial --duration 120 --sessions 8
+  python -m loadtest calls --calls 32 --duration 30
   python -m loadtest intelligibility                # needs the asr extra
   unshare -n sh -c 'ip link set lo up && python -m loadtest ray --streams 16 --duration 20'
   python -m loadtest report loadtest/results/*.json
@@ -74,6 +78,7 @@ class Target:
     stamp: str
     quiet_wait_s: float
     retries: int
+    audiosocket_port: int | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,6 +165,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     adversarial.add_argument("--slow-bodies", type=int, default=defaults.slow_bodies, help="clients trickling a body")
 
+    calls = commands.add_parser(
+        "calls", parents=[common], help="telephony calls of every protocol at once, driven on control channels"
+    )
+    call_defaults = CallsConfig()
+    calls.add_argument("--calls", type=int, default=call_defaults.calls, help="calls (default: %(default)s)")
+    calls.add_argument("--duration", type=float, default=call_defaults.duration_s, help="seconds (default: 30)")
+    calls.add_argument("--pause", type=float, nargs=2, default=call_defaults.pause_s, metavar=("MIN", "MAX"))
+    calls.add_argument("--seed", type=int, default=call_defaults.seed)
+    calls.add_argument("--audiosocket-port", type=int, help="the --url server's AUDIOSOCKET_PORT")
     commands.add_parser(
         "intelligibility", parents=[common], help="Whisper tiny's word error rate on our speech and raw Piper's"
     )
@@ -367,6 +381,21 @@ async def _adversarial(args: argparse.Namespace, target: Target) -> dict[str, An
     return dataclasses.asdict(result)
 
 
+async def _calls(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    if target.profile_dir is not None:
+        raise SystemExit("calls: --profile is not supported")
+    if target.audiosocket_port is None:
+        raise SystemExit("calls: --url needs --audiosocket-port (the server's AUDIOSOCKET_PORT)")
+    config = CallsConfig(
+        calls=args.calls, duration_s=args.duration, pause_s=(args.pause[0], args.pause[1]), seed=args.seed
+    )
+    if target.quiet_wait_s > 0 and not await wait_for_quiet(target.quiet_wait_s):
+        _log(f"calls: the machine is still busy after {target.quiet_wait_s:.0f} s; calling anyway")
+    result = await run_calls(CallServer(target.url, target.audiosocket_port), config, target.pids)
+    _log(f"calls: {result.calls} calls, {result.server_underruns:.0f} server underruns")
+    return dataclasses.asdict(result)
+
+
 async def _intelligibility(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     result = await run_intelligibility(target.url)
     _log(f"intelligibility: ours WER {result.ours_wer:.3f}, raw Piper {result.raw_wer:.3f} ({result.model})")
@@ -378,6 +407,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Target], Coroutine[Any, Any, di
     "capacity": _capacity,
     "http": _http,
     "adversarial": _adversarial,
+    "calls": _calls,
     "intelligibility": _intelligibility,
 }
 
@@ -399,12 +429,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out: Path = args.out
     with contextlib.ExitStack() as stack:
+        audiosocket_port = getattr(args, "audiosocket_port", None)
         if args.url:
             url = args.url.rstrip("/")
             pid = args.server_pid or listener_pid(url)
             server: dict[str, Any] = {"url": url, "spawned": False, "pid": pid}
         else:
             env = parse_settings(args.env)
+            if command == "calls":
+                env.setdefault("AUDIOSOCKET_PORT", str(free_port()))
+                audiosocket_port = int(env["AUDIOSOCKET_PORT"])
             service = start_media_server(env, out / f"server-{stamp}.log")
             stack.callback(service.stop)
             url, pid = service.url, service.pid
@@ -415,12 +449,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             piper = start_piper_server(out / f"piper-{stamp}.log")
             stack.callback(piper.stop)
             pids["piper"], baseline_url = piper.pid, piper.url
-        target = Target(url, pids, baseline_url, out if args.profile else None, stamp, args.quiet_wait, args.retries)
+        profile_dir = out if args.profile else None
+        target = Target(url, pids, baseline_url, profile_dir, stamp, args.quiet_wait, args.retries, audiosocket_port)
         body = asyncio.run(RUNNERS[command](args, target))
     doc = results.document(command, shlex.join(["python", "-m", "loadtest", *argv]), server, body)
     path = results.write(doc, out / f"{command}-{stamp}.json")
-    figure = plot([doc], path.with_suffix(".png"))
     print(render([doc]))
+    if command == "calls":  # its figures are the table
+        _log(f"wrote {path}")
+        return 0
+    figure = plot([doc], path.with_suffix(".png"))
     _log(f"wrote {path} and {figure}")
     if command == "intelligibility":
         return 0 if body["summary"]["passed"] else 1

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loadtest.answers import ADMISSION_REFUSALS, CUT_SHORT, FAILURES, NO_ANSWER, status_class
+from loadtest.calls import calls_report
 from loadtest.ray_mode import ray_report
 from loadtest.results import Document, http_phases, rtc_levels
 
@@ -303,7 +304,7 @@ def _profiles(items: Sequence[Row], label: str) -> list[str]:
 
 
 def render(docs: Sequence[Document]) -> str:
-    """Tables of every WebRTC level, capacity search, HTTP phase and adversarial run in `docs`."""
+    """Tables of every WebRTC level, capacity search, HTTP phase, adversarial and calls run in `docs`."""
     parts = []
     for doc in docs:
         machine = doc["machine"]
@@ -329,6 +330,7 @@ def render(docs: Sequence[Document]) -> str:
     if skipped:
         parts.append("\n".join(f"- skipped {s['target']} `{s['route']}`: {s['reason']}" for s in skipped))
     parts.extend(adversarial_report(doc) for doc in docs if doc["kind"] == "adversarial")
+    parts.extend(calls_report(doc["calls"]) for doc in docs if doc["kind"] == "calls")
     parts.extend(intelligibility_report(doc) for doc in docs if doc["kind"] == "intelligibility")
     parts.extend(ray_report(doc["ray"]) for doc in docs if doc["kind"] == "ray")
     profiles = _profiles(levels, "{peers} sessions") + _profiles(phases, "{target} {route} x{concurrency}")

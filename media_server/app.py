@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -25,6 +25,7 @@ from media_server.api import (
     cartesia_bytes,
     dictionaries,
     health,
+    jambonz,
     openapi,
     security,
     speech,
@@ -42,7 +43,11 @@ from media_server.json_input import decode_json
 from media_server.observability.logging import echo_request_id, request_id_middleware
 from media_server.observability.metrics import Metrics, metrics_handler
 from media_server.rtc.peer import speech_attacher
-from media_server.transports import announce, cartesia, telephony, websocket, wyoming
+from media_server.transports import announce, cartesia, control, plivo, telephony, vonage, websocket, wyoming
+from media_server.transports import jambonz as jambonz_stream
+from media_server.transports.audiosocket import audiosocket_server
+from media_server.transports.call import CallServices
+from media_server.transports.call_registry import CallRegistry
 from signaling import routes as signaling_routes
 from signaling.offer import CandidatePolicy
 from signaling.registry import PeerRegistry, RegistryLimits
@@ -96,6 +101,18 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.stop(grace_s=app[SETTINGS].shutdown_grace)
 
 
+def _audiosocket_ctx(services: CallServices, settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The AudioSocket listener on `AUDIOSOCKET_PORT` (started after the engine, stopped before it)."""
+    # The protocol carries no API key: with keys set a call is any key's, without them its Asterisk's address's.
+    owner_of_address = (lambda address: None) if settings.api_keys else security.address_principal
+
+    async def serve(app: web.Application) -> AsyncIterator[None]:
+        async with audiosocket_server(services, settings.host, settings.audiosocket_port, owner_of_address):
+            yield
+
+    return serve
+
+
 def _candidate_policy(settings: Settings) -> CandidatePolicy:
     """Which ICE candidates of an offer the server checks; private ones by default only on a development machine."""
     try:
@@ -129,7 +146,8 @@ def build_engine(settings: Settings) -> EngineFront:
 
 
 def build_app(settings: Settings, engine: Engine) -> web.Application:
-    metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry))
+    calls = CallRegistry()
+    metrics = Metrics(engine_stats=engine.stats, live_peers=lambda: len(registry), live_calls=lambda: len(calls))
     engine.observe(metrics)
     app = web.Application(
         middlewares=[metrics.middleware, request_id_middleware, error_middleware, body_deadline(settings.body_timeout)],
@@ -168,10 +186,22 @@ def build_app(settings: Settings, engine: Engine) -> web.Application:
     captioned.add_routes(app)
     security.add_websocket_route(app, websocket.PATH, websocket.tts_socket(engine, settings, metrics))
     security.add_websocket_route(app, cartesia.PATH, cartesia.cartesia_socket(engine, settings, metrics))
-    security.add_websocket_route(app, telephony.PATH, telephony.telephony_socket(engine, settings, metrics))
+    services = CallServices.from_settings(engine, settings, metrics, calls)
+    owner = security.principal
+    for dialect in (telephony.TWILIO, telephony.TELNYX):
+        security.add_websocket_route(
+            app, dialect.path, telephony.media_streams_socket(dialect, services, settings, owner)
+        )
+    security.add_websocket_route(app, plivo.PATH, plivo.plivo_socket(services, settings, owner))
+    security.add_websocket_route(app, vonage.PATH, vonage.vonage_socket(services, settings, owner))
+    security.add_websocket_route(app, control.PATH, control.call_control_socket(calls, settings, owner))
+    security.add_websocket_route(app, jambonz_stream.PATH, jambonz_stream.jambonz_socket(engine, settings, metrics))
+    jambonz.add_routes(app)
     openapi.add_routes(app)
     static.add_routes(app)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_wyoming_ctx)
     app.cleanup_ctx.append(_registry_ctx)
+    if settings.audiosocket_port:
+        app.cleanup_ctx.append(_audiosocket_ctx(services, settings))
     return app

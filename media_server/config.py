@@ -35,6 +35,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 LIMITS: dict[str, tuple[float, float]] = {
     "port": (0, 65535),
     "wyoming_port": (0, 65535),
+    "audiosocket_port": (0, 65535),
     "qwen_max_batch": (1, 256),
     "qwen_first_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
     "qwen_chunk_frames": (1, QWEN_MAX_CHUNK_FRAMES),
@@ -93,6 +94,8 @@ class Settings:
     """A Wyoming TCP server (Home Assistant) on `HOST` at this port; 0: none."""
     wyoming_zeroconf: str | None = None
     """Announce the Wyoming server over mDNS under this name (a DNS label), for Home Assistant's discovery."""
+    audiosocket_port: int = 0
+    """An Asterisk AudioSocket TCP listener on `HOST` at this port; 0: none."""
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -96,6 +96,19 @@ class NotFound(MediaServerError):
     status = 404
 
 
+class UnknownCall(NotFound):
+    """No live call has this id, or it is another client's (the two are not told apart)."""
+
+    code = "unknown_call"
+
+
+class TooManyControllers(MediaServerError):
+    """A call already has as many control channels as it may."""
+
+    code = "too_many_controllers"
+    status = 409
+
+
 class Busy(MediaServerError):
     """Admission refused: the queue is full, or first audio would come later than the budget."""
 

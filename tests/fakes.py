@@ -255,12 +255,13 @@ class FakeOutput:
 
 
 class FakeObserver:
-    """Counts what a session reports."""
+    """Counts what a session (and a call) reports."""
 
     def __init__(self) -> None:
         self.live: Counter[str] = Counter()
         self.ttfa: list[tuple[str, float]] = []
         self.chunk_gaps: list[tuple[str, float]] = []
+        self.underruns: list[tuple[str, float]] = []
 
     @contextmanager
     def session(self, route: str) -> Iterator[None]:
@@ -275,3 +276,6 @@ class FakeObserver:
 
     def observe_chunk_gap(self, route: str, seconds: float) -> None:
         self.chunk_gaps.append((route, seconds))
+
+    def record_underrun(self, route: str, silence_s: float) -> None:
+        self.underruns.append((route, silence_s))

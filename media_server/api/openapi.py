@@ -12,6 +12,7 @@ from aiohttp import web
 
 from media_server.api.captioned import CAPTIONED_FORMATS
 from media_server.api.speech import SPEECH_FORMATS, SSE_FORMATS
+from media_server.audio.sample_rates import JAMBONZ_RATES
 from media_server.engine.dictionaries import MAX_LOCATORS
 from media_server.engine.parameters import FLAGS, LOCATORS, PARAMETERS
 
@@ -252,6 +253,48 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/ws/telephony": {"get": _op("WebSocket: Twilio Media Streams (8 kHz mu-law)", {"101": _ok(JSON)})},
+    "/ws/telnyx": {
+        "get": _op(
+            "WebSocket: Telnyx media streaming, bidirectional RTP mode (?codec=PCMU|PCMA|L16)", {"101": _ok(JSON)}
+        )
+    },
+    "/ws/plivo": {"get": _op("WebSocket: Plivo bidirectional audio streams (?codec=mulaw|l16)", {"101": _ok(JSON)})},
+    "/ws/vonage": {"get": _op("WebSocket: the Vonage Voice API's websocket endpoint", {"101": _ok(JSON)})},
+    "/ws/calls/{call_id}": {
+        "get": {
+            **_op(
+                "WebSocket: a live call's control channel, in the data-channel protocol",
+                {"101": _ok(JSON)},
+            ),
+            "parameters": [{"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        }
+    },
+    "/ws/jambonz/tts": {"get": _op("WebSocket: jambonz's streaming custom TTS vendor API", {"101": _ok(JSON)})},
+    "/jambonz/tts": {
+        "post": {
+            **_op(
+                "jambonz's custom TTS vendor API: audio/l16 at ?sampleRate= (real-time priority)",
+                {"200": _ok("audio/l16")},
+                {
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string", "minLength": 1},
+                        "type": {"type": "string", "enum": ["text", "ssml"], "default": "text"},
+                        "voice": {"type": "string"},
+                        "language": {"type": "string", "default": "auto"},
+                    },
+                },
+            ),
+            "parameters": [
+                {
+                    "name": "sampleRate",
+                    "in": "query",
+                    "schema": {"type": "integer", "enum": list(JAMBONZ_RATES), "default": JAMBONZ_RATES[0]},
+                }
+            ],
+        }
+    },
     "/rtc/config": {"get": _op("ICE servers for clients", {"200": _ok(JSON)})},
     "/rtc/offer": {
         "post": _op(

@@ -111,6 +111,11 @@ def principal(request: web.Request) -> str | None:
     return request.get(PRINCIPAL)
 
 
+def address_principal(address: str | None) -> str:
+    """The principal of a client known only by its address (no valid API key)."""
+    return f"address:{address}"
+
+
 def add_websocket_route(app: web.Application, path: str, handler: Handler) -> None:
     """Add the WebSocket route `GET path`: its handshake may carry the API key as `?api_key=`."""
     resource = app.router.add_get(path, handler).resource
@@ -163,7 +168,7 @@ class Security:
                 return self._preflight(origin)
         if not self._is_open(request.path):
             key = self._valid_key(request)
-            principal = f"key:{key}" if key is not None else f"address:{request.remote}"
+            principal = f"key:{key}" if key is not None else address_principal(request.remote)
             self._rate_limit(principal)
             if self._keys and key is None:
                 raise Unauthorized(

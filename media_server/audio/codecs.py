@@ -2,7 +2,7 @@
 
 An encoder turns mono s16 PCM chunks into bytes as they come: `header` first,
 `encode` per chunk, `finish` at the end. Compressed formats go through PyAV
-(libopus, LAME, FLAC, AAC and G.711 are bundled with it), muxed into a
+(libopus, LAME, FLAC, AAC and G.711 mu-law and a-law are bundled with it), muxed into a
 streamable container whose bytes are handed out after every chunk: Ogg pages
 are cut every 20 ms so Opus leaves as soon as it is encoded. WAV streams use
 the maximal-size header convention (as OpenAI's streamed WAV does).
@@ -41,6 +41,7 @@ class PcmEncoder:
     """Raw s16le samples."""
 
     content_type = "audio/pcm"
+    sample_type = "<i2"
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -49,7 +50,7 @@ class PcmEncoder:
         return b""
 
     def encode(self, pcm: Pcm) -> bytes:
-        return pcm.astype("<i2", copy=False).tobytes()
+        return pcm.astype(self.sample_type, copy=False).tobytes()
 
     def finish(self) -> bytes:
         return b""
@@ -60,6 +61,13 @@ class WavEncoder(PcmEncoder):
 
     def header(self) -> bytes:
         return wav_header(self.sample_rate)
+
+
+class L16Encoder(PcmEncoder):
+    """Raw s16 samples in network byte order (big-endian), as RTP's L16 payload (RFC 3551) carries them."""
+
+    content_type = "audio/L16"
+    sample_type = ">i2"
 
 
 class _ByteSink:
@@ -124,8 +132,8 @@ class AvEncoder:
             self._container.mux(packet)
 
 
-class MulawEncoder:
-    """Headerless G.711 mu-law, one byte per sample (telephony)."""
+class G711Encoder:
+    """Headerless G.711, one byte per sample (telephony): `codec` is PyAV's pcm_mulaw or pcm_alaw."""
 
     content_type = "audio/basic"
     codec = "pcm_mulaw"
@@ -153,8 +161,12 @@ class MulawEncoder:
         return b""
 
 
-class AlawEncoder(MulawEncoder):
-    """Headerless G.711 A-law, one byte per sample (telephony outside North America and Japan)."""
+class MulawEncoder(G711Encoder):
+    """G.711 mu-law (North America, Japan)."""
+
+
+class AlawEncoder(G711Encoder):
+    """G.711 A-law (telephony outside North America and Japan)."""
 
     content_type = "audio/x-alaw-basic"
     codec = "pcm_alaw"
@@ -186,6 +198,7 @@ FORMATS: dict[str, AudioFormat] = {
     "pcm": AudioFormat("pcm", "audio/pcm", PcmEncoder),
     "wav": AudioFormat("wav", "audio/wav", WavEncoder),
     "mulaw": AudioFormat("mulaw", "audio/basic", MulawEncoder),
+    "alaw": AudioFormat("alaw", "audio/x-alaw-basic", AlawEncoder),
     "opus": AudioFormat("opus", "audio/ogg", _av("ogg", "libopus", "audio/ogg", page_duration="20000"), OPUS_RATES),
     "mp3": AudioFormat("mp3", "audio/mpeg", _av("mp3", "libmp3lame", "audio/mpeg"), MP3_RATES),
     "flac": AudioFormat("flac", "audio/flac", _av("flac", "flac", "audio/flac")),

@@ -61,13 +61,32 @@ TRACK_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 
 
 # The route label of a request no route matched (404, 405): bounded, unlike the raw path.
 UNMATCHED_ROUTE = "unmatched"
-SESSION_ROUTES = ("webrtc", "ws", "telephony", "cartesia", "wyoming")
+SESSION_ROUTES = (
+    "webrtc",
+    "ws",
+    "telephony",
+    "telnyx",
+    "plivo",
+    "vonage",
+    "audiosocket",
+    "jambonz",
+    "cartesia",
+    "wyoming",
+)
 """The `route` labels of sessions (the names the transports pass in)."""
-STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm", "cartesia_bytes")
+STREAMING_ROUTES = (*SESSION_ROUTES, "speech", "speech_sse", "sse", "pcm", "jambonz_http", "cartesia_bytes")
 """Every route that reports a time to first audio."""
 CACHES = ("audio",)
 # Status of a request whose client went away before its handler finished (nginx's convention).
 CLIENT_CLOSED_STATUS = 499
+
+
+def _live_tasks() -> int:
+    """Tasks alive on the running event loop (0 when scraped outside one)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 class EngineStatsCollector:
@@ -210,15 +229,17 @@ class _ReplicaFamilies:
 class Metrics:
     """Every metric of one server, in its own `registry`.
 
-    `engine_stats` and `live_peers` are read at scrape time; route labels are
-    short fixed names chosen by the caller (`webrtc`, `ws`, `sse`, `pcm`,
-    `speech`, ...), never user input.
+    `engine_stats`, `live_peers` and `live_calls` are read at scrape time, as
+    is the count of event-loop tasks; route labels are short fixed names
+    chosen by the caller (`webrtc`, `ws`, `sse`, `pcm`, `speech`, ...), never
+    user input.
     """
 
     def __init__(
         self,
         engine_stats: Callable[[], EngineStats] | None = None,
         live_peers: Callable[[], int] | None = None,
+        live_calls: Callable[[], int] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -308,6 +329,11 @@ class Metrics:
         if live_peers is not None:
             peers = Gauge("media_server_peers", "Live WebRTC peer connections.", registry=r)
             peers.set_function(live_peers)
+        if live_calls is not None:
+            calls = Gauge("media_server_calls", "Live telephony calls reachable by a control channel.", registry=r)
+            calls.set_function(live_calls)
+        tasks = Gauge("media_server_event_loop_tasks", "Tasks alive on the server's event loop.", registry=r)
+        tasks.set_function(_live_tasks)
 
     def _create_known_series(self) -> None:
         """Every known label combination at zero from the start: a rate over a series that appears late is wrong."""

@@ -14,7 +14,7 @@ Each chunk's word timings are written with it, in the utterance's time (its
 segments one after another), and come back as `words` events when their
 first sample leaves; a `cancelled` utterance's `spoken_text` is the words
 that had played whole.
-This module alone turns errors into `error` events; their messages are cut
+This module alone turns errors into `error` events (`error_event`); their messages are cut
 to `MAX_EVENT_MESSAGE_CHARS`, so an error quoting a client's value never
 makes an event larger than the message that caused it.
 """
@@ -141,6 +141,22 @@ def _nothing() -> None:
     pass
 
 
+def error_event(exc: MediaServerError, utterance_id: str | None = None) -> Error:
+    """`exc` as an `error` event, its message cut to `MAX_EVENT_MESSAGE_CHARS` (about `utterance_id` when it
+    failed one); for a transport that answers a message the session never saw."""
+    message = exc.message
+    if len(message) > MAX_EVENT_MESSAGE_CHARS:
+        message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
+    estimate = exc.estimate_ms if isinstance(exc, Busy) else None
+    return Error(
+        code=exc.code,
+        message=message,
+        id=utterance_id,
+        retry_after_s=exc.retry_after_s,
+        estimated_ttfa_ms=None if estimate is None else round(estimate),
+    )
+
+
 class Session:
     """One client's speech: utterances admitted from its commands, played in order into its output."""
 
@@ -213,19 +229,7 @@ class Session:
 
     def report_error(self, exc: MediaServerError, utterance_id: str | None = None) -> None:
         """Emit `exc` as an `error` event (about `utterance_id` when it failed one)."""
-        message = exc.message
-        if len(message) > MAX_EVENT_MESSAGE_CHARS:
-            message = message[: MAX_EVENT_MESSAGE_CHARS - 1] + "…"
-        estimate = exc.estimate_ms if isinstance(exc, Busy) else None
-        self._emit(
-            Error(
-                code=exc.code,
-                message=message,
-                id=utterance_id,
-                retry_after_s=exc.retry_after_s,
-                estimated_ttfa_ms=None if estimate is None else round(estimate),
-            )
-        )
+        self._emit(error_event(exc, utterance_id))
 
     def after_queued(self, action: Callable[[], None]) -> None:
         """Run `action` once every utterance admitted so far has ended (done, failed or cancelled)."""

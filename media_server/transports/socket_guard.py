@@ -1,4 +1,5 @@
-"""What every WebSocket route shares: its frame limit, its heartbeat, and disconnecting a client that does not read.
+"""What every WebSocket route shares: its frame limit, its heartbeat, disconnecting a client that does not read,
+and closing a socket's session and output.
 
 A message over `MAX_MESSAGE_BYTES` is answered with an `error` event and the
 session goes on (the protocol checks the size); aiohttp itself refuses only
@@ -16,7 +17,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from media_server.config import Settings
-from media_server.transports.socket_output import Patience
+from media_server.session.session import Session
+from media_server.transports.socket_output import Patience, SocketOutput
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +43,12 @@ def disconnector(request: web.Request, route: str) -> Callable[[str], None]:
             request.transport.abort()
 
     return disconnect
+
+
+async def close_session(session: Session, output: SocketOutput) -> None:
+    """Close a socket's session, then its output: the output too when the client going away cancels the handler
+    while the session closes."""
+    try:
+        await session.close()
+    finally:
+        await output.close()

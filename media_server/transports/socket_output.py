@@ -14,7 +14,12 @@ messages), so they are bounded in bytes instead. A client that leaves more
 than `Patience.max_unsent_bytes` of texts unsent, or one send waiting longer
 than `Patience.send_timeout_s`, is not reading: the output stops and calls
 `on_not_reading`, which disconnects it. Optionally audio is cut into fixed
-frames and paced in real time with a small lead (telephony).
+frames and paced in real time with a small lead (telephony), on absolute
+deadlines from an utterance's first frame: a sender held up by the event
+loop catches up (no drift) unless it is over `MAX_LAG_S` behind; audio that
+was not there in time mid-utterance (the engine fell behind, the far end ran
+dry) restarts the schedule and is reported to `on_underrun` with how late
+it was. A cut reports the samples of the frames actually sent.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from media_server.session.output import (
 )
 
 MAX_ITEMS = 8
+MAX_LAG_S = 0.5
+"""A framed sender further behind than this restarts its schedule rather than burst the backlog."""
 
 T = TypeVar("T")
 
@@ -76,6 +83,7 @@ class SocketOutput:
         on_not_reading: Callable[[str], None],
         framing: Framing | None = None,
         max_items: int = MAX_ITEMS,
+        on_underrun: Callable[[float], None] | None = None,
     ) -> None:
         self.sample_rate = encoder.sample_rate
         self._encoder = encoder
@@ -86,6 +94,8 @@ class SocketOutput:
         self._on_not_reading = on_not_reading
         self._gave_up = False
         self._framing = framing
+        self._frame_samples = round(framing.frame_s * self.sample_rate) if framing is not None else 0
+        self._on_underrun = on_underrun
         self._max_items = max_items
         self._queue = PlayoutQueue(self.sample_rate)
         self._urgent: deque[str] = deque()
@@ -97,6 +107,10 @@ class SocketOutput:
         """The utterance whose audio the sender is sending; None once it is cut."""
         self._clock_start: float | None = None
         self._clock_sent_s = 0.0
+        self._frames_sent = 0
+        """Frames sent of the utterance being sent (framed output)."""
+        self._starved = False
+        """The sender ran out of audio in the middle of an utterance since its last frame."""
         self._header_sent = False
         self._remainder = b""
         self._sender = asyncio.create_task(self._send_forever(), name="socket-output")
@@ -132,10 +146,12 @@ class SocketOutput:
             self._drained.clear()
 
     def clear(self) -> tuple[str | None, int]:
-        cut = self._queue.clear()
+        cut_id, played = self._queue.clear()
+        if self._framing is not None and cut_id is not None and cut_id == self._sending:
+            played = min(played, self._frames_sent * self._frame_samples)  # pulled is not yet sent
         self._sending, self._remainder = None, b""  # stops its frames mid-send
         self._room.set()
-        return cut
+        return cut_id, played
 
     def discard(self, utterance_id: str) -> None:
         self._queue.discard(utterance_id)
@@ -198,6 +214,7 @@ class SocketOutput:
             await self._flush_urgent()
             pcm, events = self._queue.next_chunk()
             if pcm is None and not events:
+                self._starved = self._sending is not None
                 self._changed.clear()
                 self._drained.set()
                 await self._changed.wait()
@@ -217,7 +234,7 @@ class SocketOutput:
         if isinstance(event, PlayoutMark):
             await self._send_text_now(event.label)
         elif isinstance(event, PlayoutStart):
-            self._sending = event.utterance_id
+            self._sending, self._frames_sent = event.utterance_id, 0
             self._listener(event)
             await self._flush_urgent()
         else:
@@ -259,8 +276,8 @@ class SocketOutput:
         loop = asyncio.get_running_loop()
         for offset in range(0, len(data), framing.frame_bytes):
             now = loop.time()
-            if self._clock_start is None or now > self._clock_start + self._clock_sent_s:
-                self._clock_start, self._clock_sent_s = now, 0.0
+            self._keep_schedule(now)
+            assert self._clock_start is not None
             ahead = self._clock_start + self._clock_sent_s - now
             if ahead > framing.lead_s:
                 await asyncio.sleep(ahead - framing.lead_s)
@@ -268,3 +285,17 @@ class SocketOutput:
                 return  # cut mid-utterance
             await self._send(self._send_audio, data[offset : offset + framing.frame_bytes])
             self._clock_sent_s += framing.frame_s
+            self._frames_sent += 1
+            self._starved = False
+
+    def _keep_schedule(self, now: float) -> None:
+        """Start the schedule at an utterance's first frame when it is late (the time between utterances is
+        nobody's), restart it when audio came late mid-utterance (an underrun) or the sender is over MAX_LAG_S
+        behind; a shorter hold-up of the sender is caught up."""
+        if self._clock_start is not None:
+            late_s = now - self._clock_start - self._clock_sent_s
+            if late_s <= 0 or (self._frames_sent and not self._starved and late_s <= MAX_LAG_S):
+                return
+            if self._frames_sent and self._on_underrun is not None:
+                self._on_underrun(late_s)
+        self._clock_start, self._clock_sent_s = now, 0.0

@@ -1,168 +1,180 @@
-"""`GET /ws/telephony`: a Twilio Media Streams endpoint, so a phone call speaks with no glue.
+"""Twilio Media Streams (`GET /ws/telephony`) and Telnyx media streaming (`GET /ws/telnyx`): one message family.
 
-The telephony side sends Twilio's JSON events: `connected`, `start` (with the
-`streamSid`), `media` (caller audio: accepted and ignored, this server only
-speaks), `mark` (echoed back once all speech requested before it has been sent),
-`clear` (barge-in: stop speaking at once, drop queued text), `stop`. Text to
-speak arrives as our custom events on the same socket:
-`{"event": "speak", "text": "...", "id"?}`, `{"event": "append", "text": "..."}`,
-`{"event": "flush"}`. Audio leaves as `media` events carrying base64 8 kHz
-mu-law in 20 ms frames (160 bytes), paced in real time; after each utterance a
-`mark` named after its id; on `clear` a `clear` back so the far end flushes
-its own buffer. The session's events (`started`, `audio_start`, `done`,
-`error`...) are sent as `{"event": <type>, "streamSid": ..., ...}`
-(`event_message`).
+Both platforms open a WebSocket and send JSON events: `connected`, `start`
+(the call's ids), `media` (the caller's audio, base64: taken and discarded,
+this server only speaks), `dtmf`, `mark`, `stop`. Audio goes back as `media`
+events carrying base64 frames of 20 ms, paced in real time (`call.py`); a
+`mark` named after each utterance once its audio has been sent, and on
+barge-in a `clear`, on which both platforms drop the audio they buffered. A
+`mark` the platform sends is its acknowledgement of one of ours (taken); any
+other mark is echoed once the speech requested before it has been sent. A
+`clear` from the socket is a barge-in too.
 
-Every message, `media` included, counts against the session's message rate,
-which is `MAX_MESSAGES_PER_SECOND` plus Twilio's 50 `media` events a second.
-Marks waiting for speech to end are bounded (`MAX_WAITING_MARKS`, names of at
-most `MAX_ID_CHARS`), so echoes cannot pile up behind a long utterance.
+The dialects:
+- Twilio: 8 kHz mu-law; every message carries the `streamSid` of `start`; the
+  call is named by `start.callSid`. The socket also takes our text events
+  `{"event": "speak", "text": ..., "id"?}`, `{"event": "append", "text": ...}`
+  and `{"event": "flush"}`, and the session's events come back on it as
+  `{"event": <type>, "streamSid": ..., ...}`.
+- Telnyx: the codec of the stream's bidirectional RTP mode, named in the URL
+  as on the platform (`?codec=PCMU|PCMA|L16&sample_rate=`; L16 in network byte
+  order, as RTP carries it); the call is named by `start.call_control_id`.
+  Text reaches the call on its control channel; only `error` events come
+  back on this socket.
+
+A message that is not JSON, a binary message, an unknown event or a bad field
+is answered with an `error` event on the socket. Every message counts against
+the call's rate (`MAX_MESSAGES_PER_SECOND` plus 50 for the caller's audio).
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from media_server.audio.codecs import MulawEncoder
 from media_server.config import Settings
-from media_server.engine.seam import Engine
-from media_server.errors import InvalidRequest, MediaServerError
-from media_server.session.commands import MAX_ID_CHARS, Cancel, decode_message, to_command
-from media_server.session.events import ClientEvent, Ended, SessionEvent
-from media_server.session.session import Session, SessionLimits, SessionObserver
-from media_server.transports.socket_guard import disconnector, patience, websocket_response
-from media_server.transports.socket_output import Framing, Patience, SocketOutput
+from media_server.errors import InvalidRequest
+from media_server.session.commands import to_command
+from media_server.session.events import ClientEvent, Error
+from media_server.transports.call import (
+    ALAW,
+    LINEAR16_BE,
+    MULAW,
+    Call,
+    CallOrigin,
+    CallServices,
+    Codec,
+    audio_from_query,
+    mark_name,
+)
+from media_server.transports.media_socket import JsonMediaStream, OpenStream, Owner, media_socket
 
-PATH = "/ws/telephony"
-RATE = 8000
-ROUTE = "telephony"
-FRAME = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff")
+LEAD_S = 0.1
 SPEECH_EVENTS = ("speak", "append", "flush")
-MEDIA_EVENTS_PER_S = 50.0
-MAX_WAITING_MARKS = 64
 
 
-def telephony_message(kind: str, stream_sid: str | None, **fields: Any) -> str:
-    """A Twilio-style message: `{"event": kind, "streamSid": stream_sid, **fields}`."""
-    return json.dumps({"event": kind, "streamSid": stream_sid, **fields})
+@dataclass(frozen=True)
+class Dialect:
+    """What sets one platform of the family apart."""
+
+    path: str
+    route: str
+    codecs: Mapping[str, Codec]
+    default_codec: str
+    call_id_field: str
+    """The field of `start` that names the call."""
+    stream_sid: bool
+    """Every message carries the `streamSid` of `start`, and the socket shows the session's events and takes ours."""
+    known_events: frozenset[str]
+    """Events that carry nothing for the server."""
 
 
-def event_message(event: ClientEvent, stream_sid: str | None) -> str:
-    """A session event as a telephony message."""
-    return telephony_message(event.kind, stream_sid, **event.fields())
+TWILIO = Dialect(
+    path="/ws/telephony",
+    route="telephony",
+    codecs={"mulaw": Codec(MULAW, (8000,))},
+    default_codec="mulaw",
+    call_id_field="callSid",
+    stream_sid=True,
+    known_events=frozenset({"connected", "media", "stop", "dtmf"}),
+)
+TELNYX = Dialect(
+    path="/ws/telnyx",
+    route="telnyx",
+    codecs={
+        "PCMU": Codec(MULAW, (8000,)),
+        "PCMA": Codec(ALAW, (8000,)),
+        "L16": Codec(LINEAR16_BE, (8000, 16000, 24000)),
+    },
+    default_codec="PCMU",
+    call_id_field="call_control_id",
+    stream_sid=False,
+    known_events=frozenset({"connected", "media", "stop", "dtmf", "error"}),
+)
 
 
-class TelephonyCall:
-    """One call: Twilio's events in, its session's speech out as paced mu-law frames and events."""
+class StreamsWire:
+    """A call's messages in the family's shape: `{"event": kind, ("streamSid": ...,) **fields}`."""
 
-    def __init__(
-        self,
-        send_text: Callable[[str], Awaitable[None]],
-        engine: Engine,
-        limits: SessionLimits,
-        observer: SessionObserver,
-        voice: str | None,
-        patience: Patience,
-        on_not_reading: Callable[[str], None],
-    ) -> None:
-        self._send_text = send_text
+    lead_s = LEAD_S
+
+    def __init__(self, dialect: Dialect, send: Callable[[str], Awaitable[None]]) -> None:
+        self._dialect = dialect
+        self._send = send
         self.stream_sid: str | None = None
-        self._max_message_bytes = limits.max_message_bytes
-        self._waiting_marks = 0
-        self.output = SocketOutput(MulawEncoder(RATE), self._send_media, send_text, patience, on_not_reading, FRAME)
-        self.session = Session(engine, self.output, self._send_event, limits, ROUTE, observer, voice)
 
-    def handle(self, raw: str) -> None:
-        if not self.session.admit():
-            return
-        try:
-            self._handle(decode_message(raw, self._max_message_bytes, "event"))
-        except MediaServerError as exc:
-            self.session.report_error(exc)
+    def message(self, kind: str, **fields: Any) -> str:
+        head: dict[str, Any] = {"event": kind}
+        if self._dialect.stream_sid:
+            head["streamSid"] = self.stream_sid
+        return json.dumps({**head, **fields})
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    async def send_audio(self, frame: bytes) -> None:
+        await self._send(self.message("media", media={"payload": base64.b64encode(frame).decode()}))
+
+    async def send_text(self, text: str) -> None:
+        await self._send(text)
+
+    def event_message(self, event: ClientEvent) -> str | None:
+        if self._dialect.stream_sid or isinstance(event, Error):
+            return self.message(event.kind, **event.fields())
+        return None
+
+    def mark_message(self, name: str) -> str | None:
+        return self.message("mark", mark={"name": name})
+
+    def clear_message(self) -> str | None:
+        return self.message("clear")
+
+
+class StreamsCall(JsonMediaStream):
+    """One media stream of the family: its events into its call."""
+
+    def __init__(self, dialect: Dialect, wire: StreamsWire, call: Call, max_message_bytes: int) -> None:
+        super().__init__(call, max_message_bytes)
+        self._dialect = dialect
+        self._wire = wire
+
+    def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("event")
         if kind == "start":
-            start = message.get("start")
-            sid = message.get("streamSid") or (start.get("streamSid") if isinstance(start, dict) else None)
-            self.stream_sid = sid if isinstance(sid, str) else None
+            self._start(message)
         elif kind == "mark":
-            self._mark(message.get("mark"))
+            self.call.mark(mark_name(message.get("mark")))
         elif kind == "clear":
-            self.session.dispatch(Cancel())
-            self.output.send_now(telephony_message("clear", self.stream_sid))
-        elif kind in SPEECH_EVENTS:
-            self.session.dispatch(to_command({**message, "type": kind}))
-        elif kind not in ("connected", "media", "stop", "dtmf"):
+            self.call.barge_in()
+        elif kind in SPEECH_EVENTS and self._dialect.stream_sid:
+            self.call.dispatch(to_command({**message, "type": kind}))
+        elif kind not in self._dialect.known_events:
             raise InvalidRequest(f"event: unknown event {kind!r}")
 
-    async def close(self) -> None:
-        try:
-            await self.session.close()
-        finally:  # the client going away cancels the handler, maybe while the session closes
-            await self.output.close()
-
-    def _mark(self, mark: object) -> None:
-        """Echo `mark` once the speech requested before it has been sent."""
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str) or len(name) > MAX_ID_CHARS:
-            raise InvalidRequest(f"mark.name: required, a string of at most {MAX_ID_CHARS} characters")
-        if self._waiting_marks >= MAX_WAITING_MARKS:
-            raise InvalidRequest(f"mark: {MAX_WAITING_MARKS} marks already wait for speech to be sent")
-        self._waiting_marks += 1
-        echo = telephony_message("mark", self.stream_sid, mark={"name": name})
-
-        def send_echo() -> None:
-            self._waiting_marks -= 1
-            self.output.after_audio(echo)
-
-        self.session.after_queued(send_echo)
-
-    def _send_event(self, event: SessionEvent) -> None:
-        if isinstance(event, Ended):
-            self.output.send_now(telephony_message("mark", self.stream_sid, mark={"name": event.id}))
-        else:
-            self.output.send_now(event_message(event, self.stream_sid))
-
-    async def _send_media(self, frame: bytes) -> None:
-        payload = base64.b64encode(frame).decode()
-        await self._send_text(telephony_message("media", self.stream_sid, media={"payload": payload}))
+    def _start(self, message: dict[str, Any]) -> None:
+        start = message.get("start")
+        start = start if isinstance(start, dict) else {}
+        if self._dialect.stream_sid:
+            sid = message.get("streamSid") or start.get("streamSid")
+            self._wire.stream_sid = sid if isinstance(sid, str) else None
+        call_id = start.get(self._dialect.call_id_field)
+        if isinstance(call_id, str):
+            self.call.register(call_id)
 
 
-def telephony_socket(engine: Engine, settings: Settings, observer: SessionObserver) -> Handler:
-    """The handler of `GET /ws/telephony`."""
-    rate = settings.max_messages_per_second
-    limits = dataclasses.replace(
-        SessionLimits.from_settings(settings), messages_per_second=rate + MEDIA_EVENTS_PER_S if rate else 0.0
-    )
+def media_streams_socket(dialect: Dialect, services: CallServices, settings: Settings, owner: Owner) -> Handler:
+    """The handler of one dialect's media WebSocket."""
 
-    async def ws_telephony(request: web.Request) -> web.StreamResponse:
-        ws = websocket_response(settings)
-        await ws.prepare(request)
-        call = TelephonyCall(
-            ws.send_str,
-            engine,
-            limits,
-            observer,
-            request.query.get("voice"),
-            patience(settings),
-            disconnector(request, ROUTE),
-        )
-        try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    call.handle(message.data)
-                elif message.type == WSMsgType.BINARY:
-                    call.session.admit()  # not part of the protocol, ignored; but counted
-        finally:
-            await call.close()
-        return ws
+    def accept(request: web.Request) -> OpenStream:
+        audio = audio_from_query(request.query, dialect.codecs, dialect.default_codec)
 
-    return ws_telephony
+        def open_stream(ws: web.WebSocketResponse, origin: CallOrigin) -> StreamsCall:
+            wire = StreamsWire(dialect, ws.send_str)
+            return StreamsCall(dialect, wire, origin.start(wire, audio), services.limits.max_message_bytes)
+
+        return open_stream
+
+    return media_socket(services, settings, dialect.route, owner, accept)

@@ -1,7 +1,7 @@
 """`GET /ws/tts`: the data-channel protocol over a WebSocket, audio as binary messages.
 
-Query: `format` (pcm | opus | mulaw; pcm is s16le), `sample_rate` (default
-24000 for pcm, 48000 for opus, 8000 for mulaw), `voice`. JSON text messages
+Query: `format` (pcm | opus | mulaw | alaw; pcm is s16le), `sample_rate`
+(default 24000 for pcm, 48000 for opus, 8000 for mulaw and alaw), `voice`. JSON text messages
 in both directions as on the data channel; each binary message is the encoded
 audio of one engine chunk (for opus, pages of one Ogg stream per connection).
 """
@@ -17,12 +17,12 @@ from media_server.engine.seam import Engine
 from media_server.errors import InvalidRequest
 from media_server.session.events import json_sink
 from media_server.session.session import Session, SessionLimits, SessionObserver
-from media_server.transports.socket_guard import disconnector, patience, websocket_response
+from media_server.transports.socket_guard import close_session, disconnector, patience, websocket_response
 from media_server.transports.socket_output import SocketOutput
 
 PATH = "/ws/tts"
-WS_FORMATS = ("pcm", "opus", "mulaw")
-DEFAULT_RATES = {"pcm": 24000, "opus": 48000, "mulaw": 8000}
+WS_FORMATS = ("pcm", "opus", "mulaw", "alaw")
+DEFAULT_RATES = {"pcm": 24000, "opus": 48000, "mulaw": 8000, "alaw": 8000}
 ROUTE = "ws"
 
 
@@ -58,10 +58,7 @@ def tts_socket(engine: Engine, settings: Settings, observer: SessionObserver) ->
                 elif message.type == WSMsgType.BINARY and session.admit():
                     session.report_error(InvalidRequest("message: send JSON text messages, not binary"))
         finally:
-            try:
-                await session.close()
-            finally:  # the client going away cancels this handler, maybe while the session closes
-                await output.close()
+            await close_session(session, output)
         return ws
 
     return ws_tts

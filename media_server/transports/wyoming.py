@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from media_server.audio.codecs import PcmEncoder
@@ -35,6 +35,7 @@ from media_server.session.commands import Append, Flush, Speak, new_utterance_id
 from media_server.session.events import AudioStart, Done, Error, SessionEvent
 from media_server.session.session import Session, SessionLimits, SessionObserver
 from media_server.transports.socket_output import Patience, SocketOutput
+from media_server.transports.tcp_server import tcp_server
 
 log = logging.getLogger(__name__)
 
@@ -277,30 +278,12 @@ def _voice(data: dict[str, object]) -> str | None:
     return name
 
 
-@contextlib.asynccontextmanager
-async def wyoming_server(engine: Engine, settings: Settings, observer: SessionObserver) -> AsyncIterator[None]:
+def wyoming_server(
+    engine: Engine, settings: Settings, observer: SessionObserver
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Serve Wyoming on `HOST`:`WYOMING_PORT` while the context is open; every connection is closed with it."""
-    connections: set[asyncio.Task[None]] = set()
 
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        connections.add(task)
-        try:
-            await WyomingConnection(engine, settings, observer, writer).serve(reader)
-        finally:
-            connections.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await WyomingConnection(engine, settings, observer, writer).serve(reader)
 
-    server = await asyncio.start_server(accept, settings.host, settings.wyoming_port, limit=settings.max_message_bytes)
-    log.info("Wyoming server on %s:%d", settings.host, settings.wyoming_port)
-    try:
-        yield
-    finally:
-        server.close()
-        for task in list(connections):
-            task.cancel()
-        await asyncio.gather(*connections, return_exceptions=True)
-        await server.wait_closed()
+    return tcp_server(serve, settings.host, settings.wyoming_port, "Wyoming server", settings.max_message_bytes)

@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
-from tests.audio import decoded_samples
+from tests.audio import decoded_samples, g711_pcm
 
 SENTENCES = "Hello there, this is a WebSocket test. It has a second sentence. And a third one too."
 
@@ -85,7 +86,15 @@ async def test_cancel_mid_utterance_then_speak_again(server_url: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("query", "bytes_per_second"), [("format=mulaw&sample_rate=8000", 8000), ("", 48000)])
+@pytest.mark.parametrize(
+    ("query", "bytes_per_second"),
+    [
+        ("format=mulaw&sample_rate=8000", 8000),
+        ("format=alaw", 8000),
+        ("format=alaw&sample_rate=16000", 16000),
+        ("", 48000),
+    ],
+)
 async def test_formats_switch_by_query(server_url: str, query: str, bytes_per_second: int) -> None:
     async with aiohttp.ClientSession() as http, http.ws_connect(f"{server_url}/ws/tts?{query}") as ws:
         client = WsClient(ws)
@@ -152,3 +161,23 @@ async def test_telephony_frames_marks_and_clear(server_url: str) -> None:
     assert after_clear.index("audio_start") < after_clear.index("media")
     ends = [e for _, e in client.events if e["event"] in ("done", "cancelled")]
     assert [(e["event"], e["id"]) for e in ends] == [("done", "t1"), ("cancelled", "t2"), ("done", "t3")]
+
+
+@pytest.mark.asyncio
+async def test_alaw_is_g711_a_law_next_to_mulaw(server_url: str) -> None:
+    """The same speech as mu-law and as a-law: each decodes to the same loudness by its own law only."""
+    encoded = {}
+    async with aiohttp.ClientSession() as http:
+        for law in ("mulaw", "alaw"):
+            async with http.ws_connect(f"{server_url}/ws/tts?format={law}") as ws:
+                client = WsClient(ws)
+                await client.send({"type": "speak", "text": "The same words, twice over."})
+                await client.until("done")
+            encoded[law] = b"".join(data for _, data in client.audio)
+
+    def rms(samples: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+    mulaw, alaw = rms(g711_pcm(encoded["mulaw"], "mulaw")), rms(g711_pcm(encoded["alaw"], "alaw"))
+    assert len(encoded["alaw"]) == len(encoded["mulaw"]) and alaw == pytest.approx(mulaw, rel=0.05)
+    assert rms(g711_pcm(encoded["alaw"], "mulaw")) > 2 * alaw

@@ -62,3 +62,21 @@ def test_http_load_runs_or_skips_each_route(server_url: str, tmp_path: Path) -> 
         assert 0 < summary["ttfb"]["p50"] <= summary["total"]["p50"]
         assert summary["audio_s"] > 2 * summary["ok"]
         assert summary["audio_x_realtime"] > 0
+
+
+def test_calls_load_speaks_on_every_protocol(tmp_path: Path) -> None:
+    """A server of its own is started with an AudioSocket listener: one call of each protocol."""
+    argv = ["calls", "--calls", "5", "--duration", "3", "--pause", "0.1", "0.2"]
+    assert main([*argv, *NO_WAITING, "--out", str(tmp_path)]) == 0
+
+    [path] = tmp_path.glob("calls-*.json")
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    result = document["calls"]
+    assert document["server"]["env"]["AUDIOSOCKET_PORT"] and result["calls"] == 5
+    assert [p["protocol"] for p in result["protocols"]] == ["twilio", "telnyx", "plivo", "vonage", "audiosocket"]
+    for protocol in result["protocols"]:
+        assert protocol["calls"] == 1 and protocol["failed_calls"] == 0, protocol["errors"]
+        assert protocol["utterances"] >= 1 and protocol["completed"] == protocol["utterances"]
+        assert protocol["frames"] > 25 and protocol["wrong_size_frames"] == 0
+        assert protocol["server_ttfa"]["n"] == protocol["completed"] and protocol["max_frame_gap"]["max"] >= 20
+    assert result["cpu"]["loadgen"]["cpu_s"] > 0

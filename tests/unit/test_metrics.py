@@ -168,16 +168,30 @@ def test_edge_histograms() -> None:
     assert value(scraped, "media_server_track_lag_seconds_sum") == pytest.approx(0.003)
 
 
-def test_sessions_are_live_only_inside_the_block_and_peers_are_read_at_scrape_time() -> None:
-    peers = [3]
-    metrics = Metrics(live_peers=lambda: peers[-1])
-    with metrics.session("webrtc"), metrics.session("webrtc"):
-        assert value(scrape(metrics), "media_server_sessions", route="webrtc") == 2
+def test_sessions_are_live_only_inside_the_block_and_peers_and_calls_are_read_at_scrape_time() -> None:
+    peers, calls = [3], [2]
+    metrics = Metrics(live_peers=lambda: peers[-1], live_calls=lambda: calls[-1])
+    with metrics.session("webrtc"), metrics.session("audiosocket"):
+        assert value(scrape(metrics), "media_server_sessions", route="webrtc") == 1
+        assert value(scrape(metrics), "media_server_sessions", route="audiosocket") == 1
     scraped = scrape(metrics)
     assert value(scraped, "media_server_sessions", route="webrtc") == 0
-    assert value(scraped, "media_server_peers") == 3
+    assert value(scraped, "media_server_peers") == 3 and value(scraped, "media_server_calls") == 2
     peers.append(0)
-    assert value(scrape(metrics), "media_server_peers") == 0
+    calls.append(0)
+    assert value(scrape(metrics), "media_server_peers") == 0 and value(scrape(metrics), "media_server_calls") == 0
+    assert value(scrape(metrics), "media_server_event_loop_tasks") == 0  # no loop runs here
+
+
+@pytest.mark.asyncio
+async def test_the_event_loops_tasks_are_counted_at_scrape_time() -> None:
+    metrics = Metrics()
+    alone = value(scrape(metrics), "media_server_event_loop_tasks")
+    waiting = asyncio.create_task(asyncio.Event().wait())
+    try:
+        assert alone >= 1 and value(scrape(metrics), "media_server_event_loop_tasks") == alone + 1
+    finally:
+        waiting.cancel()
 
 
 def test_engine_events() -> None:
@@ -238,6 +252,8 @@ EXPECTED_FAMILIES = {
         "media_server_engine_last_batch_size",
         "media_server_sessions",
         "media_server_peers",
+        "media_server_calls",
+        "media_server_event_loop_tasks",
         "media_server_replica_ready",
         "media_server_replica_active_requests",
         "media_server_replica_queued_requests",
@@ -268,7 +284,7 @@ def test_each_replica_has_its_own_figures() -> None:
 
 
 def test_names_follow_prometheus_conventions() -> None:
-    metrics = Metrics(engine_stats=lambda: STATS, live_peers=lambda: 0)
+    metrics = Metrics(engine_stats=lambda: STATS, live_peers=lambda: 0, live_calls=lambda: 0)
     metrics.observe_step(0.01, batch_size=1, audio_s=0.1)
     scraped = scrape(metrics)
     # The text format lists a sample's creation time as a separate `_created` gauge.

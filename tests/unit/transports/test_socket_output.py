@@ -4,6 +4,7 @@ and giving up on a client that does not read."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,8 @@ class Wire:
         self.open.set()
         self.waiting = 0
         self.gave_up: list[str] = []
+        self.budget: int | None = None
+        """Sends that may go before `open` closes by itself (None: no limit)."""
 
     async def audio(self, data: bytes) -> None:
         await self._wait()
@@ -54,6 +57,10 @@ class Wire:
         return [len(payload) for kind, payload in self.sent if isinstance(payload, bytes)]
 
     async def _wait(self) -> None:
+        if self.budget == 0:
+            self.open.clear()
+        elif self.budget is not None:
+            self.budget -= 1
         self.waiting += 1
         try:
             await self.open.wait()
@@ -68,9 +75,17 @@ async def socket_output(
     patience: Patience = UNBOUNDED,
     framing: Framing | None = None,
     max_items: int = 8,
+    underruns: list[float] | None = None,
 ) -> AsyncIterator[SocketOutput]:
     output = SocketOutput(
-        encoder or PcmEncoder(RATE), wire.audio, wire.text, patience, wire.gave_up.append, framing, max_items
+        encoder or PcmEncoder(RATE),
+        wire.audio,
+        wire.text,
+        patience,
+        wire.gave_up.append,
+        framing,
+        max_items,
+        None if underruns is None else underruns.append,
     )
     output.report_to(wire.playout)
     try:
@@ -224,6 +239,58 @@ async def test_a_cut_stops_the_frames_of_a_chunk_mid_send() -> None:
         output.end("v")
         await until(lambda: ("playout", PlayoutEnd("v", 160)) in wire.sent)
     assert wire.audio_sizes() == [160, 160]  # u's frame in flight, then v's
+
+
+@pytest.mark.asyncio
+async def test_a_cut_of_framed_audio_reports_the_frames_sent_not_the_chunk_pulled() -> None:
+    wire = Wire()
+    wire.budget = 2
+    async with socket_output(wire, MulawEncoder(8000), framing=TELEPHONY_FRAMES) as output:
+        await output.write("u", tone(800))  # five frames, pulled as one chunk
+        await until(lambda: wire.waiting == 1)  # two frames sent, the third on its way
+        assert output.clear() == ("u", 320)
+
+
+@pytest.mark.asyncio
+async def test_a_frame_late_in_the_middle_of_an_utterance_is_an_underrun_a_late_first_frame_is_not() -> None:
+    wire, underruns = Wire(), list[float]()
+    framing = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff", lead_s=0.0)
+    async with socket_output(wire, MulawEncoder(8000), framing=framing, underruns=underruns) as output:
+        await output.write("u", tone(160))
+        await until(lambda: wire.audio_sizes() == [160])
+        await asyncio.sleep(0.05)  # the next frame was due 20 ms after the first: it is at least 30 ms late
+        await output.write("u", tone(160))
+        output.end("u")
+        await until(lambda: ("playout", PlayoutEnd("u", 320)) in wire.sent)
+        assert len(underruns) == 1 and underruns[0] >= 0.03
+        await asyncio.sleep(0.05)
+        await output.write("v", tone(160))  # a new utterance starts whenever it comes
+        output.end("v")
+        await until(lambda: ("playout", PlayoutEnd("v", 160)) in wire.sent)
+    assert len(underruns) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_sender_held_up_by_the_event_loop_catches_up_without_an_underrun() -> None:
+    wire, underruns = Wire(), list[float]()
+    framing = Framing(frame_bytes=160, frame_s=0.020, silence=b"\xff", lead_s=0.0)
+
+    async def stalling_audio(data: bytes) -> None:
+        if len(wire.audio_sizes()) == 1:
+            time.sleep(0.05)  # noqa: ASYNC251  (the point: an event loop held up for 50 ms, 2.5 frames)
+        await wire.audio(data)
+
+    output = SocketOutput(
+        MulawEncoder(8000), stalling_audio, wire.text, UNBOUNDED, wire.gave_up.append, framing, 8, underruns.append
+    )
+    output.report_to(wire.playout)
+    try:
+        await output.write("u", tone(800))  # five frames
+        output.end("u")
+        await until(lambda: ("playout", PlayoutEnd("u", 800)) in wire.sent)
+    finally:
+        await output.close()
+    assert wire.audio_sizes() == [160] * 5 and underruns == []
 
 
 @pytest.mark.asyncio
