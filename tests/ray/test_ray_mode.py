@@ -241,7 +241,7 @@ async def test_new_real_time_utterances_go_to_the_idle_replica(ray_gateway: Runn
 
 
 @pytest.mark.asyncio
-async def test_with_no_replica_left_the_utterance_fails_cleanly_and_the_next_one_is_served(
+async def test_with_no_replica_left_the_utterance_ends_cleanly_and_the_next_one_is_served(
     ray_gateway: RunningServer,
 ) -> None:
     replicas = list((await until_idle()).keys())
@@ -254,7 +254,13 @@ async def test_with_no_replica_left_the_utterance_fails_cleanly_and_the_next_one
         for replica in [serving, *(other for other in replicas if other != serving)]:
             ray.kill(replica_actor(replica), no_restart=True)
         _, end = await peer.wait_first(("done", "error"), "u1", timeout_s=30)
-        assert end["type"] == "error" and end["code"] == "engine_unavailable", end
+        # Serve starts replacements at once: one that is up within FAILOVER_START_TIMEOUT_S takes up the rest
+        # (the whole utterance is heard); otherwise the utterance ends cleanly. Never a hang, never another
+        # error (tests/unit/test_ray_stream.py holds each outcome apart).
+        if end["type"] == "done":
+            assert end["audio_ms"] > 20_000, end
+        else:
+            assert end["code"] == "engine_unavailable", end
         async with asyncio.timeout(90):  # Serve starts new replicas; the gateway sees them on the board
             while True:
                 fresh = set((await reading()).replicas) - set(replicas)
