@@ -23,7 +23,8 @@ NAMESPACE_SETUP = "ip link set lo up && ip addr add 127.0.0.2/8 dev lo"
 
 @pytest.mark.timeout(1500)
 def test_ray_mode_inside_a_loopback_namespace() -> None:
-    inner = f"{sys.executable} -m pytest tests/ray -p no:cacheprovider -q -rA"
+    # -rfE: the report ends with the failures' tracebacks and captured logs, not every passing test's.
+    inner = f"{sys.executable} -m pytest tests/ray -p no:cacheprovider -q -rfE"
     result = subprocess.run(
         ["unshare", "-n", "sh", "-c", f"{NAMESPACE_SETUP} && exec {inner}"],
         cwd=ROOT,
@@ -31,6 +32,6 @@ def test_ray_mode_inside_a_loopback_namespace() -> None:
         text=True,
         timeout=1400,
     )
-    print(result.stdout[-20000:], result.stderr[-5000:])
+    print(result.stdout[-40000:], result.stderr[-5000:])
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]
