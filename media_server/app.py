@@ -88,9 +88,7 @@ async def _wyoming_ctx(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(wyoming.wyoming_server(app[ENGINE], settings, app[METRICS]))
         if settings.wyoming_zeroconf is not None:
-            await stack.enter_async_context(
-                announce.announced(settings.wyoming_zeroconf, settings.host, settings.wyoming_port)
-            )
+            await stack.enter_async_context(announce.announced(settings.wyoming_zeroconf, settings))
         yield
 
 

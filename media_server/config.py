@@ -208,6 +208,11 @@ class Settings:
         return self.engine_max_replicas > self.engine_replicas
 
     @property
+    def listens_everywhere(self) -> bool:
+        """True when `HOST` is a wildcard: every interface of the machine."""
+        return self.host in ("", "0.0.0.0", "::")
+
+    @property
     def listens_on_loopback(self) -> bool:
         """True on a development machine: `HOST` is `localhost` or a loopback address."""
         if self.host == "localhost":

@@ -63,7 +63,6 @@ CORS_EXPOSED_HEADERS = "Retry-After, X-Sample-Rate, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = 600
 WWW_AUTHENTICATE = 'Bearer realm="media-server"'
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 CROSS_ORIGIN = web.RequestKey("cross_origin", str)
 PRINCIPAL = web.RequestKey("principal", str)
@@ -90,7 +89,7 @@ def _origin(origin: str) -> Origin | None:
 
 def _default_public_origins(settings: Settings) -> Iterator[str]:
     """The server as a browser on this machine reaches it: its loopback names, and `HOST` when it names one."""
-    hosts = [*LOOPBACK_HOSTS] + ([] if settings.host in WILDCARD_HOSTS else [settings.host])
+    hosts = [*LOOPBACK_HOSTS] + ([] if settings.listens_everywhere else [settings.host])
     for host in hosts:
         yield f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 

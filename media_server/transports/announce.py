@@ -19,10 +19,11 @@ import ifaddr
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
+from media_server.config import Settings
+
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_wyoming._tcp.local."
-WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 def service_name(name: str) -> str:
@@ -30,9 +31,10 @@ def service_name(name: str) -> str:
     return f"{name}.{SERVICE_TYPE}"
 
 
-async def announced_addresses(host: str) -> list[str]:
-    """The IPv4 addresses a Wyoming server bound to `host` is reached on."""
-    if host in WILDCARDS:
+async def announced_addresses(settings: Settings) -> list[str]:
+    """The IPv4 addresses a Wyoming server bound to `HOST` is reached on."""
+    host = settings.host
+    if settings.listens_everywhere:
         addresses = [
             str(ip.ip)
             for adapter in ifaddr.get_adapters()
@@ -48,22 +50,22 @@ async def announced_addresses(host: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def announced(name: str, host: str, port: int) -> AsyncIterator[AsyncServiceInfo]:
-    """Announce the service `name` at `host`:`port` while the context is open; withdrawn on exit."""
-    addresses = await announced_addresses(host)
-    interfaces = InterfaceChoice.All if host in WILDCARDS else addresses
+async def announced(name: str, settings: Settings) -> AsyncIterator[None]:
+    """Announce the service `name` at `HOST`:`WYOMING_PORT` while the context is open; withdrawn on exit."""
+    addresses = await announced_addresses(settings)
+    interfaces = InterfaceChoice.All if settings.listens_everywhere else addresses
     zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
     info = AsyncServiceInfo(
         SERVICE_TYPE,
         service_name(name),
-        port=port,
+        port=settings.wyoming_port,
         addresses=[socket.inet_aton(address) for address in addresses],
         server=f"{name}.local.",
     )
     try:
         await zeroconf.async_register_service(info)
         log.info("Wyoming server announced over mDNS as %r on %s", name, ", ".join(addresses))
-        yield info
+        yield
     finally:
         await zeroconf.async_unregister_all_services()
         await zeroconf.async_close()

@@ -23,8 +23,8 @@ def test_an_announcement_needs_the_wyoming_server() -> None:
 
 @pytest.mark.asyncio
 async def test_a_specific_host_is_announced_alone_and_a_wildcard_never_as_loopback() -> None:
-    assert await announced_addresses("127.0.0.1") == ["127.0.0.1"]
-    assert await announced_addresses("localhost") == ["127.0.0.1"]
-    everywhere = await announced_addresses("0.0.0.0")
+    assert await announced_addresses(Settings(host="127.0.0.1")) == ["127.0.0.1"]
+    assert await announced_addresses(Settings(host="localhost")) == ["127.0.0.1"]
+    everywhere = await announced_addresses(Settings(host="0.0.0.0"))
     loopback = [address for address in everywhere if address.startswith("127.")]
     assert everywhere and (not loopback or everywhere == ["127.0.0.1"])  # loopback only on a machine with no network
