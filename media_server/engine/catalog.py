@@ -25,7 +25,7 @@ class VoiceCatalog:
         if voice_id in (None, "", "default"):
             if language is None:
                 return next(iter(voices.values()))
-            speakers = [voice for voice in voices.values() if _speaks(voice, language)]
+            speakers = [voice for voice in voices.values() if speaks(voice, language)]
             if not speakers:
                 spoken = ", ".join(sorted({code for v in voices.values() for code in v.languages}))
                 raise UnsupportedLanguage(f"language: no loaded voice speaks {language!r}; they speak {spoken}")
@@ -34,7 +34,7 @@ class VoiceCatalog:
         if voice is None:
             known = ", ".join(sorted(voices))
             raise UnknownVoice(f"voice: unknown voice {voice_id!r}; known voices: {known}")
-        if language is not None and not _speaks(voice, language):
+        if language is not None and not speaks(voice, language):
             raise UnsupportedLanguage(
                 f"language: voice {voice.id!r} speaks {', '.join(voice.languages)}, not {language!r}"
             )
@@ -65,25 +65,26 @@ class VoiceCatalog:
         """
         candidates = [self.resolve_voice(voice_id)] if voice_id not in (None, "", "default") else self._source()
 
-        def speaks(code: str) -> bool:
-            return any(_speaks(candidate, code) for candidate in candidates)
+        def spoken(code: str) -> bool:
+            return any(speaks(candidate, code) for candidate in candidates)
 
         voice = self.resolve_voice(voice_id)
-        fallback = expected if expected is not None and _speaks(voice, expected) else voice.languages[0]
+        fallback = expected if expected is not None and speaks(voice, expected) else voice.languages[0]
         guess = identify(text)
-        if guess is not None and guess.confidence >= CONFIDENT and speaks(guess.language):
+        if guess is not None and guess.confidence >= CONFIDENT and spoken(guess.language):
             if expected is None or guess.clear:
                 return guess.language
-        foreign = wholly_in(text, lambda code: not speaks(code))
+        foreign = wholly_in(text, lambda code: not spoken(code))
         if foreign is not None:
-            spoken = ", ".join(sorted({code for v in candidates for code in v.languages}))
+            theirs = ", ".join(sorted({code for v in candidates for code in v.languages}))
             raise UnsupportedLanguage(
-                f"language: the text is in {foreign!r}, which no voice here speaks (they speak {spoken}); "
+                f"language: the text is in {foreign!r}, which no voice here speaks (they speak {theirs}); "
                 "set `language` to one of theirs to have it read as that"
             )
         return fallback
 
 
-def _speaks(voice: Voice, language: str) -> bool:
+def speaks(voice: Voice, language: str) -> bool:
+    """Whether `voice` speaks `language` (case aside; a regional code matches its base language)."""
     wanted = language.lower()
     return any(code.lower() in (wanted, wanted.split("-")[0]) for code in voice.languages)

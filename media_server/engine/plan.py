@@ -17,9 +17,10 @@ name their own language (`xml:lang`) keep it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
-from media_server.engine.catalog import VoiceCatalog
+from media_server.engine.catalog import VoiceCatalog, speaks
 from media_server.engine.parameters import PARAMETERS, check_parameters
 from media_server.engine.types import SynthesisRequest, Voice
 from media_server.errors import MediaServerError, NothingToSpeak, TextTooLong
@@ -90,11 +91,11 @@ def plan(request: SynthesisRequest, catalog: VoiceCatalog, lexicon: Lexicon, max
             else:
                 said.append(spoken)
     speeches = sum(isinstance(part, _Said) for part in said)
+    numbers = itertools.count(1)
     parts: list[Part] = []
     for part in said:
         if isinstance(part, _Said):
-            number = sum(isinstance(done, Speech) for done in parts) + 1
-            part_id = request.id if speeches == 1 else f"{request.id}.{number}"
+            part_id = request.id if speeches == 1 else f"{request.id}.{next(numbers)}"
             parts.append(part.speech(request, part_id))
         else:
             parts.append(part)
@@ -130,7 +131,7 @@ def _said(request: SynthesisRequest, run: Run, catalog: VoiceCatalog, language: 
         if run.language is None and auto and run.voice is not None:
             # A voice the document switches to speaks the request's language if it can, else its own.
             voice = catalog.resolve_voice(voice_id)
-            if language not in voice.languages and language.split("-")[0] not in voice.languages:
+            if not speaks(voice, language):
                 language = voice.languages[0]
         spoken_in = run.language or language
         voice = catalog.resolve_voice(voice_id, spoken_in)

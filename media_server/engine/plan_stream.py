@@ -39,7 +39,8 @@ class PlanStream(ResultStream):
         self._parts: deque[Part] = deque(parts)
         self._first: AudioStream | None = head
         self._current: AudioStream | None = None
-        self._resampler: Resampler | None = None
+        self._resampler = Resampler(self.sample_rate, self.sample_rate)
+        """The current part's audio to the request's rate (passes it through when they match)."""
         self._first_at: float | None = None
         self._audio_s = 0.0
         self._part_at_s = 0.0
@@ -61,11 +62,11 @@ class PlanStream(ResultStream):
                     chunk = await self._current.__anext__()
                 except StopAsyncIteration:
                     self._current = None
-                    tail = self._resampler.flush() if self._resampler is not None else None
-                    if tail is not None and len(tail):
+                    tail = self._resampler.flush()
+                    if len(tail):
                         return Said(tail)
                     continue
-                pcm = chunk.pcm if self._resampler is None else self._resampler.process(chunk.pcm)
+                pcm = self._resampler.process(chunk.pcm)
                 return Said(pcm, tuple(self._shifted(word) for word in chunk.words))
             if not self._parts:
                 return None
@@ -75,7 +76,7 @@ class PlanStream(ResultStream):
             self._current = self._submit(part)
             self._part_at_s = self._audio_s
             rate = self._current.sample_rate
-            self._resampler = Resampler(rate, self.sample_rate) if rate != self.sample_rate else None
+            self._resampler = Resampler(rate, self.sample_rate)
 
     def _shifted(self, word: WordTiming) -> WordTiming:
         """A part's word in the whole request's time (the part began after the audio before it)."""

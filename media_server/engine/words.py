@@ -93,7 +93,7 @@ class WordTracker:
         self._token_ends = [end for _, end in tokens]
         self._said_until = [0] * len(tokens)
         """Per written word, the end of the last normalized word that comes from it."""
-        for m in _WORD.finditer(normalized.text):
+        for m in _WORD.finditer(normalized.text) if tokens else ():  # nothing written: nothing to time
             first, last = self._tokens_of(m.start(), m.end())
             for token in range(first, last + 1):
                 self._said_until[token] = max(self._said_until[token], m.end())

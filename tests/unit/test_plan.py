@@ -20,6 +20,7 @@ from media_server.engine.types import (
     SynthesisRequest,
     Voice,
 )
+from media_server.engine.words import WordTracker
 from media_server.errors import (
     Busy,
     InvalidRequest,
@@ -191,4 +192,5 @@ def test_any_document_is_planned_or_refused_as_a_client_error_and_every_part_is_
         return
     for part in parts:
         if isinstance(part, Speech):
-            spoken_text(part.request.text, part.request.ssml, part.language, phonemes)
+            spoken = spoken_text(part.request.text, part.request.ssml, part.language, phonemes)
+            WordTracker(spoken.written, spoken.said, 22050)  # the engine times each part's words

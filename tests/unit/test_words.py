@@ -17,6 +17,7 @@ from media_server.engine.types import SynthesisRequest
 from media_server.engine.words import EstimatingAligner, WordSpan, WordTracker
 from media_server.text.normalize import normalize_aligned
 from media_server.text.segmenter import split_text_located
+from media_server.text.spoken import spoken_text
 
 RATE = 1000
 
@@ -59,6 +60,14 @@ def test_readings_map_back_to_the_written_words_they_replaced() -> None:
     assert origins["thirty"] == "5:30 p.m."
     assert origins["Doctor"] == "Dr."
     assert origins["said."] == "said."
+
+
+def test_something_said_for_nothing_written_times_no_word() -> None:
+    spoken = spoken_text('<speak><sub alias="hello"></sub></speak>', True, "en", False)
+    assert (spoken.written.strip(), spoken.said.text.strip()) == ("", "hello")
+    tracker = WordTracker(spoken.written, spoken.said, RATE)
+    tracker.add(spans_for(spoken.written, spoken.said.text))
+    assert tracker.release(Straight(10_000), final=True) == ()
 
 
 def test_a_written_word_said_as_several_is_one_word_with_their_span() -> None:
