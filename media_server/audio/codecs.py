@@ -29,6 +29,8 @@ from media_server.errors import UnsupportedFormat
 class StreamEncoder(Protocol):
     content_type: str
     sample_rate: int
+    costly: bool
+    """Whether encoding a chunk takes long enough to be done off the event loop (a compressing codec)."""
 
     def header(self) -> bytes: ...
 
@@ -42,6 +44,7 @@ class PcmEncoder:
 
     content_type = "audio/pcm"
     sample_type = "<i2"
+    costly = False
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -97,6 +100,8 @@ class _ByteSink:
 class AvEncoder:
     """A PyAV codec in a streamable container."""
 
+    costly = True
+
     def __init__(
         self, container: str, codec: str, content_type: str, sample_rate: int, options: dict[str, str]
     ) -> None:
@@ -137,6 +142,7 @@ class G711Encoder:
 
     content_type = "audio/basic"
     codec = "pcm_mulaw"
+    costly = False
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate

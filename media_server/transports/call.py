@@ -44,6 +44,7 @@ from media_server.session.commands import MAX_ID_CHARS, Cancel, Command
 from media_server.session.events import ClientEvent, Ended, SessionEvent
 from media_server.session.session import Session, SessionLimits, SessionObserver
 from media_server.transports.call_registry import CallRegistry
+from media_server.transports.socket_guard import patience
 from media_server.transports.socket_output import Framing, Patience, SocketOutput
 
 MEDIA_MESSAGES_PER_S = 50.0
@@ -163,7 +164,7 @@ class CallServices:
             engine=engine,
             limits=dataclasses.replace(limits, messages_per_second=rate + MEDIA_MESSAGES_PER_S if rate else 0.0),
             observer=observer,
-            patience=Patience(max_unsent_bytes=settings.max_unsent_bytes, send_timeout_s=settings.send_timeout),
+            patience=patience(settings),
             registry=registry,
         )
 
@@ -183,11 +184,11 @@ class CallOrigin:
         return Call(self, wire, audio)
 
 
-def mark_name(mark: object, field: str = "mark.name") -> str:
+def mark_name(mark: object) -> str:
     """The name of a mark object `{"name": ...}`; InvalidRequest unless it is a string of at most MAX_ID_CHARS."""
     name = mark.get("name") if isinstance(mark, dict) else None
     if not isinstance(name, str) or len(name) > MAX_ID_CHARS:
-        raise InvalidRequest(f"{field}: required, a string of at most {MAX_ID_CHARS} characters")
+        raise InvalidRequest(f"mark.name: required, a string of at most {MAX_ID_CHARS} characters")
     return name
 
 
@@ -199,7 +200,6 @@ class Call:
         self.route = origin.route
         self.owner = origin.owner
         self.id: str | None = None
-        self.audio = audio
         self._registry = services.registry
         self._observer = services.observer
         self._wire = wire

@@ -247,7 +247,7 @@ class SocketOutput:
             await self._send_text_now(self._urgent.popleft())
 
     async def _send_pcm(self, utterance_id: str, pcm: Pcm) -> None:
-        data = await asyncio.to_thread(self._encode, pcm)
+        data = await asyncio.to_thread(self._encode, pcm) if self._encoder.costly else self._encode(pcm)
         if self._sending != utterance_id:
             return  # cut while encoding
         if self._framing is None:

@@ -34,7 +34,8 @@ from media_server.protocols.wyoming import WyomingEvent, encode_event, read_even
 from media_server.session.commands import Append, Flush, Speak, new_utterance_id
 from media_server.session.events import AudioStart, Done, Error, SessionEvent
 from media_server.session.session import Session, SessionLimits, SessionObserver
-from media_server.transports.socket_output import Patience, SocketOutput
+from media_server.transports.socket_guard import patience
+from media_server.transports.socket_output import SocketOutput
 from media_server.transports.tcp_server import tcp_server
 
 log = logging.getLogger(__name__)
@@ -146,32 +147,28 @@ class WyomingConnection:
             PcmEncoder(resolved.sample_rate),
             self._send_audio(resolved.sample_rate),
             self._send_text,
-            Patience(self._settings.max_unsent_bytes, self._settings.send_timeout),
+            patience(self._settings),
             self._not_reading,
         )
-        ended = asyncio.Event()
-        holder: list[_Request] = []
         session = Session(
             self._engine,
             output,
-            lambda event: self._on_event(holder[0], resolved.sample_rate, event),
+            lambda event: self._on_event(output, resolved.sample_rate, event),
             self._limits,
             ROUTE,
             self._observer,
             resolved.id,
         )
-        request = _Request(session, output, ended)
-        holder.append(request)
-        return request
+        return _Request(session, output, asyncio.Event())
 
-    def _on_event(self, request: _Request, rate: int, event: SessionEvent) -> None:
+    def _on_event(self, output: SocketOutput, rate: int, event: SessionEvent) -> None:
         audio = {"rate": rate, "width": WIDTH, "channels": CHANNELS}
         if isinstance(event, AudioStart):
-            request.output.send_now(_text_of(WyomingEvent("audio-start", audio)))
+            output.send_now(_text_of(WyomingEvent("audio-start", audio)))
         elif isinstance(event, Done):
-            request.output.send_now(_text_of(WyomingEvent("audio-stop")))
+            output.send_now(_text_of(WyomingEvent("audio-stop")))
         elif isinstance(event, Error):
-            request.output.send_now(_text_of(_error(event.code, event.message)))
+            output.send_now(_text_of(_error(event.code, event.message)))
 
     async def _finish(self, request: _Request) -> None:
         """Wait until the request's audio and its last event have gone (or it failed, or the client did), then
