@@ -228,13 +228,14 @@ async def measure_failover(url: str, server_pid: int, streams: int) -> FailoverR
     texts = UniqueTexts()
     records = [Stream() for _ in range(streams)]
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
+        # Found before the streams start: a process scan while they run would hold chunks back past the kill.
+        replicas = replica_processes(server_pid)
         tasks = [asyncio.create_task(stream_once(http, url, texts(FAILOVER_TEXT), record)) for record in records]
         killed: int | None = None
         killed_at = float("inf")
         try:
             async with asyncio.timeout(FIRST_AUDIO_TIMEOUT_S):
                 await asyncio.gather(*(record.answered.wait() for record in records))
-            replicas = replica_processes(server_pid)
             if replicas:
                 killed = replicas[0].pid
                 os.kill(killed, signal.SIGKILL)

@@ -9,6 +9,7 @@ These tests run only inside a network namespace that has nothing but loopback
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -76,3 +77,8 @@ def board() -> Any:
 
 def replica_actor(replica: str) -> Any:
     return ray.get_actor(f"SERVE_REPLICA::{ENGINE_APP}#{ENGINE_DEPLOYMENT}#{replica}", namespace="serve")
+
+
+async def kill_replica(replica: str) -> None:
+    """Kill a replica's actor for good, off the event loop (the test clients stamp what they receive on it)."""
+    await asyncio.to_thread(lambda: ray.kill(replica_actor(replica), no_restart=True))

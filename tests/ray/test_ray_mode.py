@@ -19,14 +19,13 @@ from typing import Any
 import aiohttp
 import psutil
 import pytest
-import ray
 from ray import serve
 from ray.cluster_utils import Cluster
 
 from clients.rtc import SpeechClient
 from media_server.gateway.ray.board import Reading
 from media_server.gateway.ray.cluster import ENGINE_APP, ENGINE_DEPLOYMENT
-from tests.ray.conftest import board, replica_actor
+from tests.ray.conftest import board, kill_replica
 from tests.server import RunningServer, start_server, wait_ready
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long text that keeps a replica busy." for n in range(1, 7))
@@ -122,7 +121,7 @@ async def test_a_killed_replica_mid_utterance_finishes_it_on_another(ray_gateway
         await peer.connect()
         peer.send({"type": "speak", "text": LONG_TEXT, "id": "k1"})
         await peer.wait_event("audio_start", "k1")
-        ray.kill(replica_actor(await replica_serving()), no_restart=True)
+        await kill_replica(await replica_serving())
         killed_at = time.monotonic()
         _, end = await peer.wait_first(("done", "error"), "k1", timeout_s=60)
     finally:
@@ -155,7 +154,7 @@ async def test_removing_a_node_mid_utterance(ray_cluster: Cluster, ray_gateway: 
         serving = await replica_serving()
         node_id = (await reading()).replicas[serving]["node"]
         node = next(node for node in ray_cluster.worker_nodes if node.node_id == node_id)
-        ray_cluster.remove_node(node)
+        await asyncio.to_thread(ray_cluster.remove_node, node)
         _, end = await peer.wait_first(("done", "error"), "n1", timeout_s=60)
     finally:
         await peer.close()
@@ -211,7 +210,7 @@ async def test_new_real_time_utterances_go_to_the_idle_replica(ray_gateway: Runn
     before = set((await until_idle()).keys())
     loaded, replaced = sorted(before)
     # While Serve replaces one replica, the other takes every call.
-    ray.kill(replica_actor(replaced), no_restart=True)
+    await kill_replica(replaced)
     peers = [SpeechClient(ray_gateway.url) for _ in range(5)]
     try:
         for n, peer in enumerate(peers[:3]):
@@ -221,7 +220,7 @@ async def test_new_real_time_utterances_go_to_the_idle_replica(ray_gateway: Runn
         async with asyncio.timeout(90):
             while True:
                 fresh = set((await reading()).replicas) - before
-                if fresh and running_replicas() == 2:
+                if fresh and await asyncio.to_thread(running_replicas) == 2:
                     break
                 await asyncio.sleep(0.2)
         idle = fresh.pop()
@@ -252,7 +251,7 @@ async def test_with_no_replica_left_the_utterance_ends_cleanly_and_the_next_one_
         await peer.wait_event("audio_start", "u1")
         serving = await replica_serving()
         for replica in [serving, *(other for other in replicas if other != serving)]:
-            ray.kill(replica_actor(replica), no_restart=True)
+            await kill_replica(replica)
         _, end = await peer.wait_first(("done", "error"), "u1", timeout_s=30)
         # Serve starts replacements at once: one that is up within FAILOVER_START_TIMEOUT_S takes up the rest
         # (the whole utterance is heard); otherwise the utterance ends cleanly. Never a hang, never another
@@ -267,7 +266,7 @@ async def test_with_no_replica_left_the_utterance_ends_cleanly_and_the_next_one_
                 if fresh:
                     break
                 await asyncio.sleep(0.2)
-        wait_ready(ray_gateway)
+        await asyncio.to_thread(wait_ready, ray_gateway)
         peer.send({"type": "speak", "text": "A new replica speaks.", "id": "u2"})
         _, done = await peer.wait_event("done", "u2", timeout_s=30)
         assert done["audio_ms"] > 500

@@ -218,7 +218,6 @@ def kuberay(name: str) -> dict[str, Any]:
 
 
 def test_the_rayservice_serves_the_engine_application_by_rays_own_schema() -> None:
-    pytest.importorskip("ray")
     from ray.serve.schema import ServeDeploySchema
 
     from media_server.gateway.ray import cluster

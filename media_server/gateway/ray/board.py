@@ -69,10 +69,6 @@ class EngineBoard:
             self._sequence += 1
             self._events.append((self._sequence, event))
 
-    def leave(self, replica: str) -> None:
-        """A replica that is shutting down."""
-        self._replicas.pop(replica, None)
-
     def read(self, after: int) -> Reading:
         """The live replicas' latest reports, the events after sequence number `after`, the clones' voices."""
         now = time.monotonic()

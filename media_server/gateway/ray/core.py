@@ -56,7 +56,7 @@ from media_server.gateway.ray import cluster
 from media_server.gateway.ray.board import Reading, board_handle
 from media_server.gateway.ray.calls import Audio, Call, Failure, Start, item_from_wire, segments_of
 from media_server.gateway.ray.policy import Report
-from media_server.gateway.wire import pcm_to_wire, stats_from_wire, voice_from_wire
+from media_server.gateway.wire import pcm_to_wire, stats_from_wire, update_timings, voice_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ class RayStream(ResultStream):
                 case Start():
                     self._replica, self._deterministic = item.replica, item.deterministic
                     if self._failovers == 0:
-                        for name in asdict(self.timings):
-                            setattr(self.timings, name, getattr(item.timings, name))
+                        update_timings(self.timings, asdict(item.timings))
                 case Audio():
                     if item.sent_at is not None:
                         self._core.record_transit(time.time() - item.sent_at)

@@ -108,11 +108,13 @@ class EngineReplica:
                     pcm = chunk.pcm
                     if skip:
                         pcm, skip = pcm[skip:], max(0, skip - len(pcm))
-                    words = tuple(
-                        replace(word, start_s=word.start_s - skipped_s, end_s=word.end_s - skipped_s)
-                        for word in chunk.words
-                        if word.start_s >= skipped_s
-                    )
+                    words = chunk.words
+                    if skipped_s:  # only a re-issue's first segment: its words move to where the listener is
+                        words = tuple(
+                            replace(word, start_s=word.start_s - skipped_s, end_s=word.end_s - skipped_s)
+                            for word in words
+                            if word.start_s >= skipped_s
+                        )
                     if len(pcm) or words:
                         played_out_at = max(played_out_at, time.monotonic()) + len(pcm) / voice.sample_rate
                         yield Audio(segment=index, pcm=pcm, words=words)

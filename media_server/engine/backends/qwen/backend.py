@@ -394,6 +394,8 @@ class QwenBackend:
         flags = torch.tensor([active, eos_allowed]).to(device)
         # A slot that is not stepped may sit one past its context's end; it writes (unread) at the last position.
         positions = [min(position, CONTEXT - 1) for position in self._positions]
+        # Made before the predictor is queued: a host-to-device copy waits for the work already queued.
+        on_device = torch.tensor(positions).to(device)
         if rt.compiled:
             torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
         clock.lap("inputs")
@@ -401,7 +403,7 @@ class QwenBackend:
         clock.lap("predictor")
         rt.decode(
             embedded + torch.stack(texts),
-            torch.tensor(positions, device=device),
+            on_device,
             flags[0],
             frames.attention_length(max(positions)),
         )

@@ -182,6 +182,8 @@ class FrameEngine(torch.nn.Module):
         inputs = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
         rows = torch.tensor(slots, device=self.device)
         start = torch.tensor(offsets, device=self.device)
+        # Made before the forward is queued: a host-to-device copy waits for the work already queued.
+        done = torch.tensor([i for i, last in enumerate(finishing) if last], dtype=torch.long, device=self.device)
         positions = (start[:, None] + torch.arange(inputs.shape[1], device=self.device)[None, :]).clamp(
             max=self.max_len - 1
         )
@@ -189,7 +191,6 @@ class FrameEngine(torch.nn.Module):
         length = max(length, int(positions.max()) + 1)
         attention = _attention(self.talker.model, inputs, positions, length, mrope=True)
         hidden = _run_layers(self.talker.model, self.talker_cache, inputs, attention, rows)
-        done = torch.tensor([i for i, last in enumerate(finishing) if last], dtype=torch.long, device=self.device)
         if len(done):
             last_hidden = hidden[done, lengths[done] - 1]
             finished_rows = rows[done]
